@@ -1,0 +1,161 @@
+"""Every model the engine uses: where its official file lives, what that file
+must hash to, which architecture reads it and what to cut from it.
+
+Importing this module does not import torch: the bot can list models and
+groups cheaply. `ModelEntry.build()` and the prune functions import torch code
+only when called (by the fetch script and `nets.weights`).
+
+Checksums and sizes are copied from other projects' published model lists
+(`checksum_source` says where); None means no published value was found, and the
+fetch script then records the sha256 it computed in the manifest instead.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+StateDict = dict[str, Any]  # name -> torch.Tensor; Any keeps torch out of this module
+
+_ADAIN = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0"
+_CYCLEGAN = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
+_ESRGAN = "https://github.com/xinntao/Real-ESRGAN/releases/download"
+
+# Old CycleGAN checkpoints (saved before PyTorch 0.4) carry InstanceNorm
+# statistics that the non-tracking InstanceNorm of today has no slot for.
+_RUNNING_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def keep_all(state: StateDict) -> StateDict:
+    return dict(state)
+
+
+def drop_running_stats(state: StateDict) -> StateDict:
+    return {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in _RUNNING_STATS}
+
+
+def keep_vgg_to_conv5_1(state: StateDict) -> StateDict:
+    """Both style modes stop at relu5_1, so conv5_2..conv5_4 (3 x 9.4 MB) go."""
+    from nets.arch.vgg import CONV_INDEX
+
+    last = CONV_INDEX["conv5_1"]
+    return {k: v for k, v in state.items() if int(k.split(".", 1)[0]) <= last}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    url: str
+    size: int | None          # bytes of the official file, where published
+    sha256: str | None        # of the official file, where published
+    factory: str              # "module:callable" under nets.arch
+    params: Mapping[str, Any] = field(default_factory=dict)
+    prune: Callable[[StateDict], StateDict] = keep_all
+    checksum_source: str = ""  # where size/sha256 were found, for whoever updates them
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.safetensors"
+
+    def build(self):
+        """A fresh torch module of this model's architecture (random weights)."""
+        module_name, attr = self.factory.split(":")
+        return getattr(importlib.import_module(module_name), attr)(**self.params)
+
+    def arch(self) -> dict[str, Any]:
+        """The architecture as plain data, for the manifest."""
+        return {"factory": self.factory, **self.params}
+
+
+def _cyclegan(direction: str, official: str) -> ModelEntry:
+    return ModelEntry(
+        name=f"cyclegan_{direction}",
+        url=f"{_CYCLEGAN}/{official}.pth",
+        size=None, sha256=None,  # the Berkeley server publishes no checksums; none found elsewhere
+        factory="nets.arch.cyclegan:ResnetGenerator",
+        params={"in_ch": 3, "out_ch": 3, "ngf": 64, "n_blocks": 9},
+        prune=drop_running_stats,
+    )
+
+
+# SRVGGNetCompact always uses PReLU (act_type 'prelu' in Real-ESRGAN), the only
+# activation our arch implements, so it is not a parameter here.
+_SRVGG_X4 = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": 32, "upscale": 4}
+_RRDB_X4 = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_grow_ch": 32}
+
+MODELS: dict[str, ModelEntry] = {e.name: e for e in [
+    ModelEntry(
+        name="vgg19_normalised",
+        url=f"{_ADAIN}/vgg_normalised.pth",
+        size=80_102_481,
+        sha256="804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a",
+        factory="nets.arch.vgg:vgg19_normalised",
+        prune=keep_vgg_to_conv5_1,
+        checksum_source="sha256 in several public AdaIN download scripts; size in one (same sha256)",
+    ),
+    ModelEntry(
+        name="adain_decoder",
+        url=f"{_ADAIN}/decoder.pth",
+        size=None,
+        sha256="379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472",
+        factory="nets.arch.adain:adain_decoder",
+        checksum_source="sha256 in several public AdaIN download scripts; no published size found",
+    ),
+    _cyclegan("summer2winter", "summer2winter_yosemite"),
+    _cyclegan("winter2summer", "winter2summer_yosemite"),
+    _cyclegan("monet", "style_monet"),
+    _cyclegan("vangogh", "style_vangogh"),
+    _cyclegan("cezanne", "style_cezanne"),
+    _cyclegan("ukiyoe", "style_ukiyoe"),
+    ModelEntry(
+        name="realesr_general_x4v3",
+        url=f"{_ESRGAN}/v0.2.5.0/realesr-general-x4v3.pth",
+        size=4_885_111,
+        sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
+        factory="nets.arch.srvgg:SRVGGNetCompact",
+        params=_SRVGG_X4,
+        checksum_source="sha256 and size in several public Real-ESRGAN model lists",
+    ),
+    ModelEntry(
+        name="realesr_general_wdn_x4v3",
+        url=f"{_ESRGAN}/v0.2.5.0/realesr-general-wdn-x4v3.pth",
+        size=4_885_111,
+        sha256="1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca",
+        factory="nets.arch.srvgg:SRVGGNetCompact",
+        params=_SRVGG_X4,
+        checksum_source="sha256 and size in several public Real-ESRGAN model lists",
+    ),
+    ModelEntry(
+        name="realesrgan_x4plus",
+        url=f"{_ESRGAN}/v0.1.0/RealESRGAN_x4plus.pth",
+        size=67_040_989,
+        sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
+        factory="nets.arch.rrdbnet:RRDBNet",
+        params={**_RRDB_X4, "num_block": 23},
+        checksum_source="sha256 and size in several public Real-ESRGAN model lists",
+    ),
+    ModelEntry(
+        name="realesrgan_x4plus_anime_6b",
+        url=f"{_ESRGAN}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
+        size=17_938_799,
+        sha256="f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da",
+        factory="nets.arch.rrdbnet:RRDBNet",
+        params={**_RRDB_X4, "num_block": 6},
+        checksum_source="sha256 and size in several public Real-ESRGAN model lists",
+    ),
+]}
+
+# What each image bakes. The CPU one leaves out the 23-block RRDBNet: about
+# 16 s per 256 px tile on two cores (docs/sandbox.md), where the general model
+# does a 512 px picture in half that.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "cpu": tuple(n for n in MODELS if n != "realesrgan_x4plus"),
+    "gpu": tuple(MODELS),
+}
+
+
+def entry(name: str) -> ModelEntry:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
