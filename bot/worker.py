@@ -1,0 +1,132 @@
+"""The child-process side of the job queue: one Engine, many jobs.
+
+`bot.jobs.JobQueue` spawns one process per worker with `main` as its target.
+The process builds its engine once, then takes tasks from its own task queue
+until it gets None. Everything that crosses the process boundary is plain
+bytes and builtins: pictures travel encoded, never as PIL images or tensors,
+so neither side holds two decoded copies.
+
+Messages sent back over the result pipe (the first item names the kind):
+    ("ready", engine_ok)
+    ("started", job_id)
+    ("progress", job_id, done, total)        at most one per PROGRESS_INTERVAL_S
+    ("done", job_id, data, width, height, downsized, seconds)
+    ("failed", job_id, reason, code, message, error_type)
+    ("cancelled", job_id)
+Each task gets exactly one of done / failed / cancelled, which is how the
+parent knows the worker is free again.
+"""
+from __future__ import annotations
+
+import gc
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+
+log = logging.getLogger("bot.worker")
+
+PROGRESS_INTERVAL_S = 0.5
+ERROR_MESSAGE = "Something went wrong while processing the picture."
+
+
+def load_factory(path: str):
+    """Resolve "package.module:Name" to the object it names."""
+    module_name, _, attr = path.partition(":")
+    if not attr:
+        raise ValueError(f"engine factory must look like 'module:Name', got {path!r}")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def main(index: int, tasks, results, cancel, engine_factory: str, engine_options: dict) -> None:
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides
+    # when workers stop, so a worker must not die of it half-way through a job.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format=f"%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s")
+    threads = engine_options.get("threads")
+    if threads:
+        # Before torch is imported, so its intra-op pool is sized right from the
+        # start; several workers on a few cores must not each take every core.
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+
+    engine, build_error = _build(engine_factory, engine_options)
+    if engine is not None and threads and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
+    results.send(("ready", engine is not None))
+
+    while True:
+        task = tasks.get()
+        if task is None:
+            break
+        job_id = task[0]
+        results.send(("started", job_id))
+        if engine is None:
+            # A failed build (missing weights, say) is retried per job rather
+            # than crashing the process, which would only be respawned to fail
+            # the same way; this way each user gets an answer.
+            engine, build_error = _build(engine_factory, engine_options)
+        if engine is None:
+            results.send(_failure(job_id, build_error))
+        else:
+            results.send(_run(engine, cancel, results, *task))
+        # Drop the job's pictures now rather than while the next job waits.
+        del task
+        gc.collect()
+    results.close()
+
+
+def _build(engine_factory: str, engine_options: dict):
+    try:
+        return load_factory(engine_factory)(**engine_options), None
+    except Exception as exc:
+        log.exception("could not build the engine with %s", engine_factory)
+        return None, exc
+
+
+def _run(engine, cancel, results, job_id: str, op: str, images: dict, options: dict, output: str):
+    from nets import imageio
+    from nets.errors import Cancelled
+
+    last_sent = 0.0
+
+    def progress(done: int, total: int) -> None:
+        # Throttled here rather than in the parent so a fast loop of tiny steps
+        # does not flood the pipe or the user's chat with message edits.
+        nonlocal last_sent
+        now = time.monotonic()
+        if now - last_sent >= PROGRESS_INTERVAL_S:
+            last_sent = now
+            results.send(("progress", job_id, done, total))
+
+    if cancel.is_set():     # cancelled while it waited for the engine to be built
+        return ("cancelled", job_id)
+    try:
+        pictures = {name: imageio.load_image(data) for name, data in images.items()}
+        result = getattr(engine, op)(**pictures, **options, progress=progress, cancel=cancel)
+        del pictures
+        image = result.image
+        data = imageio.encode_png(image) if output == "png" else imageio.encode_jpeg(image)
+        return ("done", job_id, data, image.width, image.height, bool(result.downsized), float(result.seconds))
+    except Cancelled:
+        return ("cancelled", job_id)
+    except Exception as exc:
+        return _failure(job_id, exc)
+
+
+def _failure(job_id: str, exc: BaseException):
+    from nets.errors import ImageError, NetsError
+
+    error_type = type(exc).__name__
+    if isinstance(exc, ImageError):
+        log.info("job %s: unusable picture (%s): %s", job_id, exc.code, exc.message)
+        return ("failed", job_id, "input", exc.code, exc.message, error_type)
+    log.error("job %s failed", job_id, exc_info=exc)
+    if isinstance(exc, NetsError):
+        # NetsError messages are written to be shown to a person.
+        return ("failed", job_id, "error", exc.code, exc.message, error_type)
+    return ("failed", job_id, "error", None, ERROR_MESSAGE, error_type)
