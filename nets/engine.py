@@ -1,0 +1,94 @@
+"""The engine: what a worker builds once and calls for every job.
+
+It picks the device, keeps the models loaded (least recently used go first),
+shrinks pictures to `max_side` before any network sees them, times each op and
+hands back a `Result`. The ops themselves live in their own modules.
+"""
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from PIL import Image
+from torch import nn
+
+from nets import style_fast, style_quality, translate as translation, upscale as upscaling
+from nets.device import dtype_for, resolve_device, set_threads
+from nets.imageio import fit_within
+from nets.steps import CancelFlag, Progress
+from nets.weights import ModelCache
+
+__all__ = ["CancelFlag", "Engine", "Progress", "Result"]
+
+VGG = "vgg19_normalised"
+DECODER = "adain_decoder"
+
+
+@dataclass
+class Result:
+    image: Image.Image  # same aspect ratio as the input
+    downsized: bool     # the input was reduced to max_side first
+    seconds: float
+
+
+class Engine:
+    def __init__(self, weights_dir: str | Path, *, device: str = "auto", max_side: int | None = 1024,
+                 threads: int | None = None, cache_bytes: int = 2_000_000_000):
+        """max_side: the longest side any op works at (None: no limit); each
+        call may override it. threads: torch's CPU threads for this process."""
+        self.device = resolve_device(device)
+        self.dtype = dtype_for(self.device)
+        set_threads(threads)
+        self.max_side = max_side
+        self.models = ModelCache(weights_dir, self.device, self.dtype, cache_bytes)
+        self._style_stats = style_fast.StyleStatsCache()
+
+    def stylize(self, content: Image.Image, style: Image.Image, *, strength: float = 1.0,
+                preserve_colors: bool = False, style_key: str | None = None, max_side: int | None = None,
+                progress: Progress | None = None, cancel: CancelFlag | None = None) -> Result:
+        """Fast style transfer (AdaIN). style_key caches the style's statistics under that name."""
+        return self._run(content, max_side, lambda picture: style_fast.stylize(
+            self.models.get(VGG), self.models.get(DECODER), picture, style, strength=strength,
+            preserve_colors=preserve_colors, style_key=style_key, stats_cache=self._style_stats,
+            progress=progress, cancel=cancel))
+
+    def stylize_quality(self, content: Image.Image, style: Image.Image, *, steps: int = 200,
+                        strength: float = 1.0, preserve_colors: bool = False, max_side: int | None = None,
+                        progress: Progress | None = None, cancel: CancelFlag | None = None) -> Result:
+        """Gatys style transfer: `steps` L-BFGS steps starting from the fast result."""
+        return self._run(content, max_side, lambda picture: style_quality.stylize_quality(
+            self.models.get(VGG), self.models.get(DECODER), picture, style, steps=steps, strength=strength,
+            preserve_colors=preserve_colors, progress=progress, cancel=cancel))
+
+    def translate(self, image: Image.Image, direction: str, *, max_side: int | None = None,
+                  progress: Progress | None = None, cancel: CancelFlag | None = None) -> Result:
+        """CycleGAN: summer2winter, winter2summer, monet, vangogh, cezanne or ukiyoe."""
+        name = translation.model_name(direction)  # an unknown direction fails before any work
+        return self._run(image, max_side, lambda picture: translation.translate(
+            self.models.get(name), picture, progress=progress, cancel=cancel))
+
+    def upscale(self, image: Image.Image, *, model: str = "auto", scale: int = 4, tile: int | None = None,
+                denoise: float = 0.5, max_side: int | None = None, progress: Progress | None = None,
+                cancel: CancelFlag | None = None) -> Result:
+        """Real-ESRGAN x4 (or x2). model: auto, general, x4plus or anime; denoise
+        (0..1) applies to the general model only; tile None picks a safe size."""
+        name = upscaling.model_name(model, self.device)
+        if scale not in upscaling.SCALES:
+            raise ValueError(f"scale must be one of {upscaling.SCALES}, not {scale}")
+        return self._run(image, max_side, lambda picture: upscaling.upscale(
+            self._upscaler(name, denoise), picture, scale=scale, tile=tile, progress=progress, cancel=cancel))
+
+    def _upscaler(self, name: str, denoise: float) -> nn.Module:
+        weak = upscaling.GENERAL_WEAK_DENOISE
+        if name != upscaling.MODELS["general"] or denoise == 1:
+            return self.models.get(name)
+        if denoise == 0:  # the ends need only one of the two models loaded
+            return self.models.get(weak)
+        # Blending 1.2 M parameters takes milliseconds, so blends are not cached.
+        return upscaling.blend_denoise(self.models.get(name), self.models.get(weak), denoise)
+
+    def _run(self, image: Image.Image, max_side: int | None,
+             op: Callable[[Image.Image], Image.Image]) -> Result:
+        started = time.perf_counter()
+        fitted, downsized = fit_within(image, self.max_side if max_side is None else max_side)
+        return Result(op(fitted), downsized, time.perf_counter() - started)
