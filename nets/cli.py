@@ -1,0 +1,251 @@
+"""`python -m nets`: the engine from a shell, one picture at a time.
+
+    python -m nets style photo.jpg --style starry.jpg -o out.png
+    python -m nets season photo.jpg --to winter -o out.jpg
+    python -m nets paint photo.jpg --as monet -o out.webp
+    python -m nets upscale small.png -o big.png --scale 4
+
+Anything wrong with what was asked (a missing file, a file that is not a
+picture, a bad option, missing weights, an output type we cannot write) ends
+with one `error: ...` line on stderr and exit status 2. Everything is checked
+before torch is imported, so a mistake costs a fraction of a second.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from PIL import Image
+
+from nets import imageio
+from nets.errors import NetsError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
+
+
+
+def _encode_webp(img: Image.Image) -> bytes:
+    out = io.BytesIO()
+    img.save(out, format="WEBP", quality=90)  # lossy, like JPEG, but keeps transparency
+    return out.getvalue()
+
+
+# Output extension -> how to encode.
+ENCODERS: dict[str, Callable[[Image.Image], bytes]] = {
+    ".png": imageio.encode_png,
+    ".jpg": imageio.encode_jpeg,
+    ".jpeg": imageio.encode_jpeg,
+    ".webp": _encode_webp,
+}
+
+SEASONS = {"winter": "summer2winter", "summer": "winter2summer"}
+PAINTERS = ("monet", "vangogh", "cezanne", "ukiyoe")
+UPSCALE_MODELS = ("auto", "general", "x4plus", "anime")
+
+
+class BadInput(Exception):
+    """A mistake in the request; shown as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # argparse prints its whole usage block; one line is easier to read and to grep.
+        self.exit(EXIT_BAD_INPUT, f"error: {message}\n")
+
+
+def _number(kind: type, low: float, high: float | None = None) -> Callable[[str], float]:
+    """An argparse type that also checks the range, so the message names the limit."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < low or (high is not None and value > high):
+            limit = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {limit}")
+        return value
+    parse.__name__ = kind.__name__  # argparse uses it in "invalid int value" messages
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m nets",
+                     description="Turn photos into art, or make them larger, with stylebot's engine.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = _Parser(add_help=False)
+    common.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+                        help="where to write the result; .png, .jpg or .webp")
+    common.add_argument("--weights", type=Path, metavar="DIR",
+                        default=Path(os.environ.get("WEIGHTS_DIR") or "weights"),
+                        help="folder of NAME.safetensors files (default: $WEIGHTS_DIR or ./weights)")
+    common.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where the networks run (default: auto, CUDA when there is one)")
+    common.add_argument("--max-side", type=_number(int, 16), metavar="PX",
+                        help="shrink the input first so its longer side is at most PX "
+                             "(default: the engine's, 1024)")
+    common.add_argument("--threads", type=_number(int, 1), metavar="N",
+                        help="CPU threads for torch (default: all cores)")
+
+    style = commands.add_parser("style", parents=[common], help="paint a photo in the style of another picture")
+    style.add_argument("content", type=Path, metavar="CONTENT", help="the photo")
+    style.add_argument("--style", required=True, type=Path, help="the picture whose style to take")
+    style.add_argument("--quality", action="store_true",
+                       help="optimise the picture itself instead of one network pass: better, much slower")
+    style.add_argument("--steps", type=_number(int, 1, 5000), metavar="N",
+                       help="optimisation steps of --quality (default: the engine's)")
+    style.add_argument("--strength", type=_number(float, 0.0, 1.0), default=1.0, metavar="A",
+                       help="0 keeps the photo, 1 is full style (default 1)")
+    style.add_argument("--preserve-colors", action="store_true", help="keep the photo's own colours")
+
+    season = commands.add_parser("season", parents=[common], help="turn summer into winter or back (CycleGAN)")
+    season.add_argument("content", type=Path, metavar="CONTENT")
+    season.add_argument("--to", required=True, choices=tuple(SEASONS), help="the season to show")
+
+    paint = commands.add_parser("paint", parents=[common], help="repaint a photo as a painter would (CycleGAN)")
+    paint.add_argument("content", type=Path, metavar="CONTENT")
+    paint.add_argument("--as", dest="painter", required=True, choices=PAINTERS, help="whose manner")
+
+    upscale = commands.add_parser("upscale", parents=[common], help="make a picture 2 or 4 times larger (Real-ESRGAN)")
+    upscale.add_argument("content", type=Path, metavar="IN")
+    upscale.add_argument("--model", choices=UPSCALE_MODELS, default="auto",
+                         help="general: fast, photos; x4plus: slower, sharper; anime: drawings "
+                              "(default auto: general on CPU, x4plus on CUDA)")
+    upscale.add_argument("--scale", type=int, choices=(2, 4), default=4, help="how many times larger (default 4)")
+    upscale.add_argument("--tile", type=_number(int, 0), metavar="N",
+                         help="work in N px tiles to bound memory; 0 for none (default: the engine chooses)")
+    upscale.add_argument("--denoise", type=_number(float, 0.0, 1.0), default=0.5, metavar="D",
+                         help="general model only: 0 keeps grain, 1 removes it (default 0.5)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        encode = _encoder_for(args.output)
+        operation = _prepare(args)
+        engine = _engine(args)
+        bar = ProgressBar(args.command)
+        try:
+            result = operation(engine, bar)
+        finally:
+            bar.close()
+        encoded = encode(result.image)
+    except (BadInput, NetsError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    try:
+        args.output.write_bytes(encoded)
+    except OSError as exc:  # a full disk, no permission
+        return _fail(f"cannot write {args.output}: {exc.strerror or exc}")
+    width, height = result.image.size
+    note = "; the input was reduced first (see --max-side)" if result.downsized else ""
+    print(f"wrote {args.output} ({width}x{height}) in {result.seconds:.1f} s{note}", file=sys.stderr)
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _encoder_for(output: Path) -> Callable[[Image.Image], bytes]:
+    encode = ENCODERS.get(output.suffix.lower())
+    if encode is None:
+        raise BadInput(f"cannot tell the output type from {output.name!r}: "
+                       f"end it in {', '.join(sorted(ENCODERS))}")
+    if not output.parent.is_dir():
+        raise BadInput(f"the folder for {output} does not exist")
+    return encode
+
+
+def _read_picture(path: Path) -> Image.Image:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise BadInput(f"{path} is a folder, not a picture") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: {exc.strerror or exc}") from None
+    try:
+        return imageio.load_image(data)
+    except NetsError as exc:
+        raise BadInput(f"{path}: {exc.message}") from None
+
+
+def _prepare(args: argparse.Namespace):
+    """Read the inputs and return the engine call to make, all before torch loads."""
+    if args.command == "style" and args.steps is not None and not args.quality:
+        raise BadInput("--steps only applies with --quality")
+    content = _read_picture(args.content)
+    max_side = args.max_side
+    if args.command == "style":
+        style = _read_picture(args.style)
+        if args.quality:
+            steps = {} if args.steps is None else {"steps": args.steps}
+            return lambda engine, bar: engine.stylize_quality(
+                content, style, strength=args.strength, preserve_colors=args.preserve_colors,
+                max_side=max_side, progress=bar, **steps)
+        return lambda engine, bar: engine.stylize(
+            content, style, strength=args.strength, preserve_colors=args.preserve_colors,
+            max_side=max_side, progress=bar)
+    if args.command in ("season", "paint"):
+        direction = SEASONS[args.to] if args.command == "season" else args.painter
+        return lambda engine, bar: engine.translate(content, direction, max_side=max_side, progress=bar)
+    return lambda engine, bar: engine.upscale(
+        content, model=args.model, scale=args.scale, tile=args.tile, denoise=args.denoise,
+        max_side=max_side, progress=bar)
+
+
+def _engine(args: argparse.Namespace):
+    if not args.weights.is_dir():
+        raise BadInput(f"weights folder {args.weights} not found: write it with "
+                       f"`python scripts/fetch_weights.py --dest {args.weights}` or pass --weights")
+    from nets.engine import Engine  # torch loads here, once everything else is known to be good
+
+    return Engine(args.weights, device=args.device, threads=args.threads)
+
+
+class ProgressBar:
+    """`style [#########-----------]  45%  9/20  3.1 s` redrawn in place on stderr.
+
+    Plain text and carriage returns, so it needs no terminal library; redraws
+    at most ten times a second so a fast loop does not flood a log.
+    """
+
+    WIDTH = 24
+
+    def __init__(self, label: str, stream=None):
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.started = time.monotonic()
+        self.last_drawn = 0.0
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last_drawn < 0.1 and done < total:
+            return
+        self.last_drawn = now
+        share = min(1.0, done / total) if total > 0 else 0.0
+        filled = round(share * self.WIDTH)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {share:4.0%}  {done}/{total}  {now - self.started:.1f} s")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        """End the bar's line, so whatever is printed next starts on its own."""
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False

@@ -1,0 +1,294 @@
+"""How fast, and how big, each engine operation is on this machine.
+
+    python scripts/bench.py                      # the table, synthetic weights in a temp folder
+    python scripts/bench.py --weights weights    # with real (or already written) weights
+    python scripts/bench.py --json               # the same rows as JSON
+    python scripts/bench.py --quick              # small pictures, one run each: a smoke test
+    python scripts/bench.py --only style,cyclegan
+
+Each operation runs in a fresh child process (`--one NAME`), one warm-up and
+then three timed runs, and the child reads its own peak resident memory
+(VmHWM) at the end: a single long-lived process could only report the peak
+of everything it ever ran. The budgets are the issue's targets, shown next to
+each row and not enforced: timings on shared machines wander by a third.
+Synthetic weights time exactly like the real ones (same shapes, same ops).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as `python scripts/bench.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from PIL import Image  # noqa: E402  (needs the path above for the nets imports below)
+
+GB = 1_000_000_000
+# What the quality-mode rows compare with: Gatys et al. and most reimplementations
+# run 300 or more L-BFGS iterations on a 256 px picture.
+GATYS_CLASSIC_STEPS = 300
+GATYS_SAMPLE_STEPS = 6  # steps timed per run; the median step stands for all 300
+QUICK_QUALITY_STEPS = 2
+
+# The models the rows below load; written as synthetic weights when none are given.
+MODELS_USED = ("vgg19_normalised", "adain_decoder", "cyclegan_summer2winter",
+               "realesr_general_x4v3", "realesr_general_wdn_x4v3")
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    label: str
+    size: tuple[int, int]           # input width, height
+    quick_size: tuple[int, int]
+    measure: Callable               # (engine, picture, style, quick) -> (seconds, output size)
+    runs: int = 3                   # after one warm-up; 1 means a single cold run
+    needs_style: bool = False       # a second picture; made only when used, so RSS counts only what the op holds
+    unit: str = "s"
+    budget_seconds: float | None = None
+    budget_rss: int | None = None
+
+
+def _style_fast(engine, picture, style, quick):
+    result = engine.stylize(picture, style, max_side=max(picture.size))
+    return result.seconds, result.image.size
+
+
+def _cyclegan(engine, picture, style, quick):
+    result = engine.translate(picture, "summer2winter", max_side=max(picture.size))
+    return result.seconds, result.image.size
+
+
+def _upscale(engine, picture, style, quick):
+    result = engine.upscale(picture, model="general", scale=4, max_side=max(picture.size))
+    return result.seconds, result.image.size
+
+
+def _upscale_tiled(engine, picture, style, quick):
+    # The full size leaves the tile size to the engine, as the bot does; a quick
+    # run's small picture would fit one default tile, so it asks for small ones.
+    tile = 64 if quick else None
+    result = engine.upscale(picture, model="general", scale=4, tile=tile, max_side=max(picture.size))
+    return result.seconds, result.image.size
+
+
+def _gatys_step(engine, picture, style, quick):
+    """Seconds per L-BFGS step: the median gap between the last progress reports,
+    one of which comes after each step, so the fast start and setup do not count."""
+    steps = QUICK_QUALITY_STEPS if quick else GATYS_SAMPLE_STEPS
+    reported_at: list[float] = []
+    result = engine.stylize_quality(picture, style, steps=steps, max_side=max(picture.size),
+                                    progress=lambda done, total: reported_at.append(time.perf_counter()))
+    last = reported_at[-(steps + 1):]
+    return statistics.median(b - a for a, b in zip(last, last[1:])), result.image.size
+
+
+def _quality_default(engine, picture, style, quick):
+    extra = {"steps": QUICK_QUALITY_STEPS} if quick else {}  # the engine's own default otherwise
+    result = engine.stylize_quality(picture, style, max_side=max(picture.size), **extra)
+    return result.seconds, result.image.size
+
+
+OPERATIONS = {op.name: op for op in [
+    Operation("style", "fast style (AdaIN)", (512, 512), (96, 96), _style_fast, needs_style=True,
+              budget_seconds=3.0, budget_rss=1 * GB),
+    Operation("cyclegan", "CycleGAN summer2winter", (512, 512), (96, 96), _cyclegan,
+              budget_seconds=3.5, budget_rss=1 * GB),
+    Operation("upscale", "upscale x4, general (compact)", (512, 512), (64, 64), _upscale,
+              budget_seconds=10.0, budget_rss=1 * GB),
+    Operation("upscale_tiled", "upscale x4 tiled, general", (4000, 3000), (128, 96), _upscale_tiled,
+              runs=1, budget_rss=3 * GB // 2),
+    Operation("gatys_step", f"Gatys L-BFGS step (x{GATYS_CLASSIC_STEPS} = classic)", (256, 256), (64, 64),
+              _gatys_step, unit="s/step", needs_style=True),
+    Operation("quality", "quality mode, default steps", (256, 256), (64, 64), _quality_default, runs=1,
+              needs_style=True),
+]}
+
+
+# --- the child: one operation, then its peak memory --------------------------------------
+
+def synthetic_photo(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    """Detail at every scale, like a photo, so no network meets a flat picture."""
+    width, height = size
+    shift = seed * 0.3
+    detail = Image.effect_mandelbrot(size, (-2.2 + shift, -1.2, 1.0 + shift, 1.2), 48)
+    ramp = Image.linear_gradient("L").resize(size)
+    grain = Image.effect_noise(size, 30 + 10 * seed)
+    return Image.merge("RGB", (detail, ramp, grain) if seed % 2 == 0 else (ramp, grain, detail))
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource  # no /proc (macOS): ru_maxrss, in bytes there and in kB on Linux
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def run_one(op: Operation, weights: Path, threads: int, device: str, quick: bool) -> dict:
+    from nets.engine import Engine
+
+    size = op.quick_size if quick else op.size
+    picture = synthetic_photo(size, seed=0)
+    style = synthetic_photo(size, seed=1) if op.needs_style else None
+    engine = Engine(weights, device=device, threads=threads, max_side=max(size))
+    runs = 1 if quick else op.runs
+    if runs > 1:
+        op.measure(engine, picture, style, quick)  # loads the models, warms the allocator
+    timings, output = [], None
+    for _ in range(runs):
+        seconds, output = op.measure(engine, picture, style, quick)
+        timings.append(seconds)
+    return {"timings": timings, "output": list(output), "peak_rss_bytes": peak_rss_bytes()}
+
+
+# --- the parent: the table ------------------------------------------------------------------
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        torch_version = metadata.version("torch")  # without importing torch into the parent
+    except metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    # Other work on the machine slows every row; the load says how much to trust them.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "torch": torch_version,
+            "python": platform.python_version(), "load_average": load}
+
+
+def write_synthetic_weights(dest: Path) -> None:
+    command = [sys.executable, str(ROOT / "scripts" / "fetch_weights.py"), "--synthetic", "--dest", str(dest),
+               "--only", ",".join(MODELS_USED)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        last_line = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise SystemExit(f"error: could not write synthetic weights: {last_line}")
+
+
+def measure_in_child(op: Operation, args: argparse.Namespace) -> dict:
+    size = op.quick_size if args.quick else op.size
+    row = {
+        "operation": op.name, "label": op.label, "input": f"{size[0]}x{size[1]}", "output": None,
+        "runs": 1 if args.quick else op.runs, "warm_up": not args.quick and op.runs > 1,
+        "unit": op.unit, "median": None, "timings": [], "peak_rss_bytes": None,
+        "budget_seconds": op.budget_seconds, "budget_rss_bytes": op.budget_rss, "within_budget": None,
+        "error": None,
+    }
+    command = [sys.executable, str(Path(__file__).resolve()), "--one", op.name, "--weights", str(args.weights),
+               "--threads", str(args.threads), "--device", args.device] + (["--quick"] if args.quick else [])
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        row["error"] = lines[-1] if lines else f"exit status {done.returncode}"
+        return row
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    row["timings"] = measured["timings"]
+    row["median"] = statistics.median(measured["timings"])
+    row["output"] = "x".join(map(str, measured["output"]))
+    row["peak_rss_bytes"] = measured["peak_rss_bytes"]
+    if op.name == "gatys_step":
+        row["projected_seconds"] = row["median"] * GATYS_CLASSIC_STEPS
+    if not args.quick:  # budgets are for the full sizes only
+        checks = []
+        if op.budget_seconds is not None:
+            checks.append(row["median"] <= op.budget_seconds)
+        if op.budget_rss is not None:
+            checks.append(row["peak_rss_bytes"] <= op.budget_rss)
+        row["within_budget"] = all(checks) if checks else None
+    return row
+
+
+def format_table(info: dict, rows: list[dict], threads: int, quick: bool) -> str:
+    load = "?" if info["load_average"] is None else f"{info['load_average']:.1f}"
+    lines = [f"machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
+             f"torch {info['torch']}, Python {info['python']}, load average {load}",
+             f"threads: {threads}{'  (quick: small pictures, 1 run, budgets not judged)' if quick else ''}", ""]
+    header = ("operation", "input -> output", "runs", "median", "budget", "peak RSS", "budget", "")
+    table = [header]
+    for row in rows:
+        runs = f"{row['runs']}+warm-up" if row["warm_up"] else f"{row['runs']} (cold)"
+        sizes = f"{row['input']} -> {row['output'] or '?'}"
+        if row["error"]:
+            table.append((row["label"], sizes, runs, "failed", "", "", "", row["error"][:80]))
+            continue
+        median = f"{row['median']:.2f} {row['unit']}"
+        if "projected_seconds" in row:
+            median += f" (= {row['projected_seconds']:.0f} s)"
+        verdict = {True: "ok", False: "OVER", None: ""}[row["within_budget"]]
+        table.append((row["label"], sizes, runs, median,
+                      f"<= {row['budget_seconds']:g} s" if row["budget_seconds"] else "",
+                      f"{row['peak_rss_bytes'] / GB:.2f} GB",
+                      f"<= {row['budget_rss_bytes'] / GB:g} GB" if row["budget_rss_bytes"] else "", verdict))
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
+    for line in table:
+        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Time each engine operation and measure its peak memory.")
+    parser.add_argument("--weights", type=Path, help="weights folder (default: synthetic weights in a temp folder)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--quick", action="store_true", help="small pictures and one run: seconds, not minutes")
+    parser.add_argument("--only", help="comma-separated operations: " + ", ".join(OPERATIONS))
+    parser.add_argument("--one", choices=tuple(OPERATIONS), help=argparse.SUPPRESS)  # the child's job
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    args.operations = list(OPERATIONS) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in args.operations if n not in OPERATIONS]
+    if unknown or not args.operations:
+        parser.error(f"unknown operation {', '.join(unknown) or '(none)'}; known: {', '.join(OPERATIONS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.one:
+        print(json.dumps(run_one(OPERATIONS[args.one], args.weights, args.threads, args.device, args.quick)))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="bench-weights-") as scratch:
+        if args.weights is None:
+            args.weights = Path(scratch)
+            write_synthetic_weights(args.weights)
+        info = machine()  # before the rows, so the load average is the other work's, not ours
+        rows = []
+        for name in args.operations:
+            if not args.json:
+                print(f"running {name} ...", file=sys.stderr)
+            rows.append(measure_in_child(OPERATIONS[name], args))
+    if args.json:
+        print(json.dumps({"machine": info, "threads": args.threads, "quick": args.quick, "rows": rows}, indent=2))
+    else:
+        print(format_table(info, rows, args.threads, args.quick))
+    return 1 if any(row["error"] for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
