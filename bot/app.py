@@ -1,0 +1,174 @@
+"""Putting the bot together and running it: long polling, or a webhook when WEBHOOK_URL is set.
+
+Startup starts the job workers; shutdown (SIGTERM or SIGINT) stops taking
+updates, tells the users whose jobs are dropped, stops the workers, and the
+process is gone within 10 seconds.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand, TelegramObject, User
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+
+from bot.handlers import routers
+from bot.i18n import LANGUAGES, UserLocaleMiddleware, make_i18n
+from bot.jobs import JobQueue
+from bot.messenger import JobMessenger
+from bot.pictures import PictureStore
+from bot.presets import Presets, load_paintings
+from bot.retry import RetryRequests
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+QUEUE_STOP_TIMEOUT_S = 4.0
+
+
+class OneUpdateAtATime(BaseMiddleware):
+    """Handle one user's updates in order, one after another.
+
+    Polling runs updates as concurrent tasks; without this, an album of two
+    photos sent to /style would race for the same dialog step. Different users
+    still run side by side.
+    """
+
+    def __init__(self):
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._holders: dict[int, int] = {}   # updates holding or waiting for each lock
+
+    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+                       event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None:
+            return await handler(event, data)
+        lock = self._locks.setdefault(user.id, asyncio.Lock())
+        self._holders[user.id] = self._holders.get(user.id, 0) + 1
+        try:
+            async with lock:
+                # The FSM middleware read the state before we waited; the update before may have moved it.
+                if (state := data.get("state")) is not None:
+                    data["raw_state"] = await state.get_state()
+                return await handler(event, data)
+        finally:
+            self._holders[user.id] -= 1
+            if not self._holders[user.id]:   # the last one out tidies up
+                del self._holders[user.id], self._locks[user.id]
+
+
+def build_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(RetryRequests())
+    return Bot(token=settings.bot_token, session=session)
+
+
+def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
+    storage = MemoryStorage()
+    dp = Dispatcher(storage=storage)
+    pictures = PictureStore(max_side_hint=settings.max_side)
+    messenger = JobMessenger(bot, i18n, storage, pictures)
+    messenger.queue = JobQueue(
+        engine_options={"weights_dir": str(settings.weights_dir), "device": settings.device,
+                        "max_side": settings.max_side, "threads": None},
+        workers=settings.job_workers, max_queue=settings.max_queue, time_limit_s=settings.job_time_limit_s,
+        on_event=messenger.on_event)
+
+    dp.update.outer_middleware(OneUpdateAtATime())
+    UserLocaleMiddleware(i18n).setup(dp)
+    dp.include_routers(*routers())
+    dp.workflow_data.update(settings=settings, messenger=messenger, pictures=pictures,
+                            presets=Presets(load_paintings(settings.presets_dir)))
+
+    @dp.startup()
+    async def on_startup(bot: Bot) -> None:
+        await messenger.queue.start()
+        await publish_commands(bot, i18n)
+        if settings.use_webhook:
+            await bot.set_webhook(settings.webhook_url, secret_token=settings.webhook_secret,
+                                  allowed_updates=dp.resolve_used_update_types())
+        else:
+            # A webhook left from an earlier deployment would make getUpdates fail.
+            await bot.delete_webhook()
+        log.info("stylebot is up: %s", "webhook " + settings.webhook_path if settings.use_webhook else "polling")
+
+    @dp.shutdown()
+    async def on_shutdown() -> None:
+        dropped = await messenger.queue.stop(timeout=QUEUE_STOP_TIMEOUT_S)
+        await messenger.tell_about_shutdown(dropped)
+        pictures.close()
+        log.info("stylebot stopped; %d unfinished job(s) dropped", len(dropped))
+
+    return dp
+
+
+async def publish_commands(bot: Bot, i18n: I18n) -> None:
+    """The command menu in the Telegram app, in each language we speak."""
+    for locale in LANGUAGES:
+        with i18n.context(), i18n.use_locale(locale):
+            commands = [
+                BotCommand(command="style", description=_("Paint a photo in a picture's style")),
+                BotCommand(command="presets", description=_("Paint like a famous painting")),
+                BotCommand(command="season", description=_("Summer to winter and back")),
+                BotCommand(command="upscale", description=_("Make a picture 4× larger")),
+                BotCommand(command="cancel", description=_("Stop the current job")),
+                BotCommand(command="lang", description=_("Language")),
+                BotCommand(command="feedback", description=_("Write to the author")),
+                BotCommand(command="reset", description=_("Forget everything about me")),
+                BotCommand(command="help", description=_("What I can do")),
+            ]
+        try:
+            await bot.set_my_commands(commands, language_code=None if locale == "en" else locale)
+        except TelegramAPIError as e:
+            log.warning("could not publish the command menu (%s): %s", locale, e)
+
+
+async def run(settings: Settings) -> None:
+    if settings.use_webhook and settings.webhook_secret is None:
+        # Telegram sends the secret back in a header; a fresh one per start is as good as a fixed one.
+        settings = replace(settings, webhook_secret=secrets.token_urlsafe(32))
+    i18n = make_i18n()
+    bot = build_bot(settings)
+    dp = build_dispatcher(settings, bot, i18n)
+    try:
+        if settings.use_webhook:
+            await serve_webhook(settings, bot, dp)
+        else:
+            await dp.start_polling(bot, close_bot_session=False)
+    finally:
+        await bot.session.close()
+
+
+async def serve_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
+    app = web.Application()
+    # Startup and shutdown hooks first, so ours run before the handler closes the bot's session.
+    setup_application(app, dp, bot=bot)
+    SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=settings.webhook_secret).register(
+        app, path=settings.webhook_path)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await web.TCPSite(runner, host="0.0.0.0", port=settings.port).start()
+        log.info("listening for webhook updates on port %d", settings.port)
+        await stop.wait()
+        log.info("stop signal received")
+    finally:
+        await runner.cleanup()
+

@@ -1,0 +1,22 @@
+"""One router per feature; the order of `routers()` is the order they are asked."""
+from aiogram import Router
+
+from bot.handlers import (control, errors, fallback, feedback, language, loose_picture, presets, results, season,
+                          start, style, upscale)
+
+
+def routers() -> list[Router]:
+    return [
+        errors.router,
+        control.router,          # /cancel and /reset work from any dialog
+        start.router,
+        language.router,
+        feedback.router,
+        style.router,
+        presets.router,
+        season.router,
+        upscale.router,
+        results.router,
+        loose_picture.router,
+        fallback.router,         # last: whatever nobody else took
+    ]

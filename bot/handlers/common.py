@@ -1,0 +1,62 @@
+"""What several dialogs do the same way: take a picture from a message, keep one aside."""
+from __future__ import annotations
+
+from aiogram import F
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+
+from bot.messenger import JobMessenger, please_wait_text
+from bot.pictures import Picture, PictureRef, PictureRejected, PictureStore, picture_ref_in
+
+# Anything that could be meant as a picture; picture_ref_in tells which ones are.
+ATTACHMENT = F.photo | F.document | F.sticker | F.animation | F.video | F.video_note
+
+KEPT_PICTURE = "picture"   # FSM data key: a picture waiting for the user to pick an operation
+
+
+async def take_picture(message: Message, pictures: PictureStore, messenger: JobMessenger) -> Picture | None:
+    """The checked picture in the message, or None after telling the user what is wrong."""
+    if messenger.is_busy(message.from_user.id):
+        # Checked first: a flood of pictures should not download them all just to refuse them.
+        await message.answer(please_wait_text())
+        return None
+    try:
+        ref = picture_ref_in(message)
+        if ref is None:
+            return None
+        return await pictures.fetch(message.bot, message.from_user.id, ref)
+    except PictureRejected as e:
+        await message.answer(e.text)
+        return None
+
+
+async def kept_picture(state: FSMContext) -> PictureRef | None:
+    return PictureRef.from_data(await state.get_value(KEPT_PICTURE))
+
+
+async def fetch_kept(chat: Message, user_id: int, state: FSMContext, pictures: PictureStore) -> Picture | None:
+    """The picture kept aside for this dialog, fetched again if it left the cache.
+
+    `chat` is any message in the user's chat (in a button handler, the bot's own).
+    """
+    ref = await kept_picture(state)
+    if ref is None:
+        return None
+    return await fetch_ref(chat, user_id, ref, pictures)
+
+
+async def fetch_ref(chat: Message, user_id: int, ref: PictureRef, pictures: PictureStore) -> Picture | None:
+    try:
+        return await pictures.fetch(chat.bot, user_id, ref)
+    except PictureRejected as e:
+        await chat.answer(e.text)
+        return None
+
+
+async def restart_dialog(state: FSMContext, *, keep_picture: bool) -> PictureRef | None:
+    """Leave whatever dialog was going on; optionally carry the kept picture over."""
+    picture = await kept_picture(state) if keep_picture else None
+    await state.clear()
+    if picture is not None:
+        await state.update_data({KEPT_PICTURE: picture.as_data()})
+    return picture

@@ -1,0 +1,60 @@
+"""The buttons under a result: upscale it, try another style, start over."""
+from aiogram import F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery
+from aiogram.utils.i18n import gettext as _
+
+from bot.handlers.common import KEPT_PICTURE, fetch_ref
+from bot.handlers.start import greeting_text
+from bot.handlers.upscale import start_upscale
+from bot.i18n import profile_of
+from bot.keyboards import ResultAction, main_menu, picture_menu
+from bot.messenger import JobMessenger
+from bot.pictures import PictureRef, PictureStore
+from bot.settings import Settings
+
+router = Router(name="results")
+
+
+async def find_result(state: FSMContext, job_id: str) -> dict | None:
+    results = await profile_of(state).get_value("results") or {}
+    return results.get(job_id)
+
+
+def expired_text() -> str:
+    return _("I no longer have this picture. Please send it again.")
+
+
+@router.callback_query(ResultAction.filter(F.name == "upscale"))
+async def upscale_result(callback: CallbackQuery, callback_data: ResultAction, state: FSMContext,
+                         settings: Settings, pictures: PictureStore, messenger: JobMessenger) -> None:
+    result = await find_result(state, callback_data.job_id)
+    if result is None:
+        await callback.answer(expired_text(), show_alert=True)
+        return
+    await callback.answer()
+    await state.clear()
+    picture = await fetch_ref(callback.message, callback.from_user.id, PictureRef.from_data(result["result"]),
+                              pictures)
+    if picture is not None:
+        await start_upscale(callback.message, callback.from_user.id, settings, messenger, picture)
+
+
+@router.callback_query(ResultAction.filter(F.name == "another"))
+async def another_style(callback: CallbackQuery, callback_data: ResultAction, state: FSMContext) -> None:
+    result = await find_result(state, callback_data.job_id)
+    if result is None or result["source"] is None:
+        await callback.answer(expired_text(), show_alert=True)
+        return
+    await callback.answer()
+    await state.clear()
+    # The user's own picture, not the result: a new style starts from the original.
+    await state.update_data({KEPT_PICTURE: result["source"]})
+    await callback.message.answer(_("What shall I do with your picture this time?"), reply_markup=picture_menu())
+
+
+@router.callback_query(ResultAction.filter(F.name == "restart"))
+async def start_over(callback: CallbackQuery, state: FSMContext) -> None:
+    await callback.answer()
+    await state.clear()
+    await callback.message.answer(greeting_text(callback.from_user.first_name), reply_markup=main_menu())

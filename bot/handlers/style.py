@@ -1,0 +1,125 @@
+"""/style: a style picture, then a content picture, then the painting.
+
+Fast mode, strength and colours are buttons beside the questions; none of
+them is a step, so with no tap the defaults apply and the job starts as soon
+as both pictures are in.
+"""
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.handlers.common import ATTACHMENT, fetch_ref, restart_dialog, take_picture
+from bot.jobs import Job
+from bot.keyboards import STRENGTHS, Action, StyleOption, style_options
+from bot.messenger import JobMessenger
+from bot.pictures import Picture, PictureRef, PictureStore
+from bot.settings import Settings
+from bot.states import StyleDialog
+
+router = Router(name="style")
+
+DEFAULT_OPTIONS = {"mode": "fast", "strength": 100, "colors": False}
+
+
+def options_keyboard(options: dict):
+    return style_options(options["mode"], options["strength"], options["colors"])
+
+
+@router.message(Command("style"))
+async def style_command(message: Message, state: FSMContext) -> None:
+    await restart_dialog(state, keep_picture=False)
+    await ask_for_style(message, state, content=None)
+
+
+@router.callback_query(Action.filter(F.name == "style"))
+async def style_button(callback: CallbackQuery, state: FSMContext) -> None:
+    await callback.answer()
+    content = await restart_dialog(state, keep_picture=True)
+    await ask_for_style(callback.message, state, content=content)
+
+
+async def ask_for_style(message: Message, state: FSMContext, content: PictureRef | None) -> None:
+    await state.set_state(StyleDialog.waiting_style)
+    await state.update_data(options=DEFAULT_OPTIONS, content=content.as_data() if content else None)
+    if content is None:
+        text = _("🎨 Send me the style picture: a painting, a drawing, any picture whose look you like. "
+                 "Then I'll ask for the photo to paint.")
+    else:
+        text = _("🎨 Now send me the style picture: a painting, a drawing, any picture whose look you like. "
+                 "I'll paint your photo in it.")
+    await message.answer(text + "\n\n" + options_hint(), reply_markup=options_keyboard(DEFAULT_OPTIONS))
+
+
+def options_hint() -> str:
+    return _("Optional: fast or quality mode, strength, keeping your photo's colours. "
+             "Without a tap I use fast mode at full strength.")
+
+
+@router.message(StyleDialog.waiting_style, ATTACHMENT)
+async def got_style(message: Message, state: FSMContext, pictures: PictureStore, messenger: JobMessenger,
+                    settings: Settings) -> None:
+    style = await take_picture(message, pictures, messenger)
+    if style is None:
+        return
+    data = await state.update_data(style=style.ref.as_data())
+    content_ref = PictureRef.from_data(data.get("content"))
+    if content_ref is None:
+        await state.set_state(StyleDialog.waiting_content)
+        await message.answer(_("👍 Got the style. Now send the photo you want painted in it."),
+                             reply_markup=options_keyboard(data["options"]))
+        return
+    content = await fetch_ref(message, message.from_user.id, content_ref, pictures)
+    if content is not None:
+        await paint(message, state, messenger, settings, content=content, style=style, options=data["options"])
+
+
+@router.message(StyleDialog.waiting_content, ATTACHMENT)
+async def got_content(message: Message, state: FSMContext, pictures: PictureStore,
+                      messenger: JobMessenger, settings: Settings) -> None:
+    content = await take_picture(message, pictures, messenger)
+    if content is None:
+        return
+    data = await state.get_data()
+    style = await fetch_ref(message, message.from_user.id, PictureRef.from_data(data["style"]), pictures)
+    if style is not None:
+        await paint(message, state, messenger, settings, content=content, style=style, options=data["options"])
+
+
+async def paint(message: Message, state: FSMContext, messenger: JobMessenger, settings: Settings, *,
+                content: Picture, style: Picture, options: dict) -> None:
+    job_options = {"strength": options["strength"] / 100, "preserve_colors": options["colors"]}
+    if options["mode"] == "quality":
+        op, job_options["steps"] = "stylize_quality", settings.quality_steps
+    else:
+        op = "stylize"
+    job = Job(user_id=message.from_user.id, chat_id=message.chat.id, op=op,
+              images={"content": content.data, "style": style.data}, options=job_options)
+    if await messenger.submit(message, job, source=content.ref):
+        await state.clear()
+
+
+@router.callback_query(StyleDialog.waiting_style, StyleOption.filter())
+@router.callback_query(StyleDialog.waiting_content, StyleOption.filter())
+async def change_option(callback: CallbackQuery, callback_data: StyleOption, state: FSMContext) -> None:
+    before = (await state.get_data()).get("options") or DEFAULT_OPTIONS
+    options = dict(before)
+    name, value = callback_data.name, callback_data.value
+    if name == "mode" and value in ("fast", "quality"):
+        options["mode"] = value
+        note = _("Quality mode: slower and finer; I'll show the progress.") if value == "quality" \
+            else _("Fast mode: the result comes in seconds.")
+    elif name == "strength" and value.isdigit() and int(value) in STRENGTHS:
+        options["strength"] = int(value)
+        note = _("Style strength: {percent}%").format(percent=value)
+    elif name == "colors":
+        options["colors"] = value == "on"
+        note = _("I'll keep your photo's colours.") if options["colors"] else _("I'll use the style's colours.")
+    else:
+        await callback.answer(_("This button has expired."))
+        return
+    await callback.answer(note)
+    if options != before:
+        await state.update_data(options=options)
+        await callback.message.edit_reply_markup(reply_markup=options_keyboard(options))

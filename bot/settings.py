@@ -1,0 +1,147 @@
+"""The bot's settings: the process environment over a `.env` file.
+
+Every mistake here is reported as one `SettingsError` line so that `python -m
+bot` can print it and exit with status 2 instead of a traceback.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+OFFICIAL_API_URL = "https://api.telegram.org"
+
+# "123456:ABC-def_...": the bot id, a colon, then the secret part.
+TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
+# Telegram accepts these characters only in X-Telegram-Bot-Api-Secret-Token.
+SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message is one line fit to print."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    bot_token: str
+    telegram_api_url: str = OFFICIAL_API_URL
+    weights_dir: Path = Path("weights")
+    admin_chat_id: int | None = None
+    device: str = "auto"
+    max_side: int = 1024
+    job_workers: int = 1
+    max_queue: int = 8
+    job_time_limit_s: float = 600.0
+    quality_steps: int = 200
+    presets_dir: Path | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    port: int = 8080
+
+    @property
+    def use_webhook(self) -> bool:
+        return self.webhook_url is not None
+
+    @property
+    def webhook_path(self) -> str:
+        """The path part of WEBHOOK_URL: where the aiohttp app listens for updates."""
+        return urlsplit(self.webhook_url or "").path or "/"
+
+    def __repr__(self) -> str:
+        # The token must never reach a log line, even through a debug print.
+        return f"Settings(api={self.telegram_api_url!r}, webhook={self.webhook_url!r}, workers={self.job_workers})"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+    """Read settings; variables set in the environment win over the `.env` file."""
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    env = _Reader(values)
+
+    return Settings(
+        bot_token=_token(env.text("BOT_TOKEN")),
+        telegram_api_url=_api_url(env.text("TELEGRAM_API_URL") or OFFICIAL_API_URL),
+        weights_dir=Path(env.text("WEIGHTS_DIR") or "weights"),
+        admin_chat_id=env.integer("ADMIN_CHAT_ID", default=None, minimum=None),
+        device=env.choice("DEVICE", DEVICES, default="auto"),
+        max_side=env.integer("MAX_SIDE", default=1024, minimum=64),
+        job_workers=env.integer("JOB_WORKERS", default=1, minimum=1),
+        max_queue=env.integer("MAX_QUEUE", default=8, minimum=1),
+        job_time_limit_s=float(env.integer("JOB_TIME_LIMIT", default=600, minimum=10)),
+        quality_steps=env.integer("QUALITY_STEPS", default=200, minimum=1, maximum=2000),
+        presets_dir=Path(p) if (p := env.text("PRESETS_DIR")) else None,
+        webhook_url=_webhook_url(env.text("WEBHOOK_URL")),
+        webhook_secret=_webhook_secret(env.text("WEBHOOK_SECRET")),
+        port=env.integer("PORT", default=8080, minimum=1, maximum=65535),
+    )
+
+
+class _Reader:
+    """Typed reads of string variables; empty counts as unset."""
+
+    def __init__(self, values: Mapping[str, str]):
+        self.values = values
+
+    def text(self, name: str) -> str | None:
+        value = (self.values.get(name) or "").strip()
+        return value or None
+
+    def integer(self, name: str, *, default: int | None, minimum: int | None, maximum: int | None = None) -> int | None:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise SettingsError(f"{name} must be at most {maximum}, got {value}")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], *, default: str) -> str:
+        raw = (self.text(name) or default).lower()
+        # "cuda:1" picks a GPU; the engine understands torch device strings.
+        if raw.split(":")[0] not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return raw
+
+
+def _token(raw: str | None) -> str:
+    if raw is None:
+        raise SettingsError("BOT_TOKEN is not set: put the token from @BotFather in the environment or in .env")
+    if not TOKEN_PATTERN.match(raw):
+        # Never echo the value: a malformed token may still be mostly secret.
+        raise SettingsError("BOT_TOKEN is malformed: expected the form 123456789:AAF... as given by @BotFather")
+    return raw
+
+
+def _api_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"TELEGRAM_API_URL must be an http(s) URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _webhook_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"WEBHOOK_URL must be an https URL that Telegram can reach, got {raw!r}")
+    return raw
+
+
+def _webhook_secret(raw: str | None) -> str | None:
+    if raw is not None and not SECRET_PATTERN.match(raw):
+        raise SettingsError("WEBHOOK_SECRET may hold only letters, digits, _ and -, at most 256 of them")
+    return raw

@@ -1,0 +1,32 @@
+"""The dialogs' steps. Each waits for one thing from the user.
+
+Kept here, not in the feature modules, because dialogs hand over to each
+other: a picture sent with no operation can go on into any of them.
+"""
+from aiogram.fsm.state import State, StatesGroup
+
+
+class StyleDialog(StatesGroup):
+    waiting_style = State()
+    waiting_content = State()
+
+
+class PresetDialog(StatesGroup):
+    waiting_picture = State()
+
+
+class SeasonDialog(StatesGroup):
+    waiting_picture = State()
+
+
+class UpscaleDialog(StatesGroup):
+    waiting_picture = State()
+
+
+class FeedbackDialog(StatesGroup):
+    waiting_text = State()
+
+
+# States in which the next message should be a picture.
+WAITING_FOR_PICTURE = (StyleDialog.waiting_style, StyleDialog.waiting_content, PresetDialog.waiting_picture,
+                       SeasonDialog.waiting_picture, UpscaleDialog.waiting_picture)
