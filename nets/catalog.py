@@ -52,6 +52,10 @@ class ModelEntry:
     params: Mapping[str, Any] = field(default_factory=dict)
     prune: Callable[[StateDict], StateDict] = keep_all
     checksum_source: str = ""  # where size/sha256 were found, for whoever updates them
+    # Channels-last weights made the VGG and the AdaIN decoder ~12% faster on
+    # 2 CPU threads (what brings fast style at 512 px under 3 s); CycleGAN got
+    # 20% slower and the tiled upscalers gained nothing end to end.
+    channels_last: bool = False
 
     @property
     def filename(self) -> str:
@@ -91,6 +95,7 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
         sha256="804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a",
         factory="nets.arch.vgg:vgg19_normalised",
         prune=keep_vgg_to_conv5_1,
+        channels_last=True,
         checksum_source="sha256 in several public AdaIN download scripts; size in one (same sha256)",
     ),
     ModelEntry(
@@ -99,6 +104,7 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
         size=None,
         sha256="379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472",
         factory="nets.arch.adain:adain_decoder",
+        channels_last=True,
         checksum_source="sha256 in several public AdaIN download scripts; no published size found",
     ),
     _cyclegan("summer2winter", "summer2winter_yosemite"),

@@ -122,7 +122,10 @@ def stylize_quality(vgg: nn.Sequential, decoder: nn.Sequential, content: Image.I
 def optimise(loss_of: GatysLoss, start: torch.Tensor, steps: int, counter: Steps) -> Image.Image:
     """`steps` evaluations of L-BFGS on the pixels; each one is a step of
     progress, and a cancel is honoured before the next evaluation."""
-    x = start.clone().requires_grad_(True)
+    x = start.contiguous().clone().requires_grad_(True)
+    # L-BFGS flattens the gradient with view(), which needs the default layout;
+    # the channels-last VGG hands back a channels-last one.
+    x.register_hook(lambda grad: grad.contiguous())
     # The strong Wolfe line search never accepts a step that raises the loss
     # (plain fixed steps overshoot badly when the start is far from the answer).
     # No tolerance stops it early: the caller's step count decides.

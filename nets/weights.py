@@ -339,7 +339,11 @@ def load_model(weights_dir: str | Path, name: str, device: str | torch.device = 
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
         raise WeightsError(f"{path} does not fit the {name} architecture: {_first_line(exc)}", "layout") from exc
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    if entry.channels_last:
+        # Convolutions pick the weights' layout, so inputs need no conversion.
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def model_bytes(model: nn.Module) -> int:
