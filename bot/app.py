@@ -33,6 +33,7 @@ from bot.pictures import PictureStore
 from bot.presets import Presets, load_paintings
 from bot.retry import RetryRequests
 from bot.settings import Settings
+from nets.cpus import available_cpus
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,9 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
     messenger = JobMessenger(bot, i18n, storage, pictures)
     messenger.queue = JobQueue(
         engine_options={"weights_dir": str(settings.weights_dir), "device": settings.device,
-                        "max_side": settings.max_side, "threads": None},
+                        "max_side": settings.max_side,
+                        # the workers share the cores rather than each taking all of them
+                        "threads": max(1, available_cpus() // settings.job_workers)},
         workers=settings.job_workers, max_queue=settings.max_queue, time_limit_s=settings.job_time_limit_s,
         on_event=messenger.on_event)
 

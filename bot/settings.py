@@ -20,7 +20,7 @@ OFFICIAL_API_URL = "https://api.telegram.org"
 TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 # Telegram accepts these characters only in X-Telegram-Bot-Api-Secret-Token.
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 class SettingsError(ValueError):
@@ -38,7 +38,12 @@ class Settings:
     job_workers: int = 1
     max_queue: int = 8
     job_time_limit_s: float = 600.0
-    quality_steps: int = 200
+    # Gatys's method costs a VGG forward and backward per step: on 2 CPU
+    # threads ~0.7 s a step at 256 px and ~1.6 s at 384 px (scripts/bench.py),
+    # so the CPU defaults keep a quality job near three minutes. GPU hosts
+    # raise both (Dockerfile.cuda).
+    quality_steps: int = 100
+    quality_max_side: int = 384
     presets_dir: Path | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
@@ -76,7 +81,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         job_workers=env.integer("JOB_WORKERS", default=1, minimum=1),
         max_queue=env.integer("MAX_QUEUE", default=8, minimum=1),
         job_time_limit_s=float(env.integer("JOB_TIME_LIMIT", default=600, minimum=10)),
-        quality_steps=env.integer("QUALITY_STEPS", default=200, minimum=1, maximum=2000),
+        quality_steps=env.integer("QUALITY_STEPS", default=100, minimum=1, maximum=2000),
+        quality_max_side=env.integer("QUALITY_MAX_SIDE", default=384, minimum=64),
         presets_dir=Path(p) if (p := env.text("PRESETS_DIR")) else None,
         webhook_url=_webhook_url(env.text("WEBHOOK_URL")),
         webhook_secret=_webhook_secret(env.text("WEBHOOK_SECRET")),

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from nets.cpus import available_cpus
 from nets.errors import NetsError
 
 log = logging.getLogger(__name__)
@@ -17,14 +18,16 @@ DEVICE_NAMES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" prefers CUDA and falls back to CPU with a warning; "cuda" insists."""
-    if name not in DEVICE_NAMES:
-        raise ValueError(f"device must be one of {', '.join(DEVICE_NAMES)}, not {name!r}")
-    if name == "cpu":
+    """"auto" prefers CUDA and falls back to CPU with a warning; "cuda" (or
+    "cuda:N" on a box with several GPUs) insists."""
+    kind, _, index = name.partition(":")
+    if kind not in DEVICE_NAMES or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"device must be one of {', '.join(DEVICE_NAMES)} or cuda:N, not {name!r}")
+    if kind == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
-        return torch.device("cuda")
-    if name == "cuda":
+        return torch.device(name if index else "cuda")
+    if kind == "cuda":
         raise NetsError("CUDA was asked for, but no CUDA device is available.", code="device")
     log.warning("no CUDA device found; running on the CPU")
     return torch.device("cpu")
@@ -35,9 +38,8 @@ def dtype_for(device: torch.device) -> torch.dtype:
 
 
 def set_threads(threads: int | None) -> None:
-    """Intra-op threads for this process; None leaves torch's default (all cores)."""
-    if threads is not None:
-        torch.set_num_threads(max(1, threads))
+    """Intra-op threads for this process; None: every CPU the container allows."""
+    torch.set_num_threads(max(1, threads if threads is not None else available_cpus()))
 
 
 def model_placement(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:

@@ -91,7 +91,8 @@ async def paint(message: Message, state: FSMContext, messenger: JobMessenger, se
                 content: Picture, style: Picture, options: dict) -> None:
     job_options = {"strength": options["strength"] / 100, "preserve_colors": options["colors"]}
     if options["mode"] == "quality":
-        op, job_options["steps"] = "stylize_quality", settings.quality_steps
+        op = "stylize_quality"
+        job_options.update(steps=settings.quality_steps, max_side=min(settings.quality_max_side, settings.max_side))
     else:
         op = "stylize"
     job = Job(user_id=message.from_user.id, chat_id=message.chat.id, op=op,

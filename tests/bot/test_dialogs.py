@@ -3,28 +3,17 @@
 The bot runs as `python -m bot` with synthetic weights and MAX_SIDE=256
 (tests/bot_harness.py), so the networks are real but their pictures are noise.
 """
-import io
 import json
 import re
 import time
 
 import pytest
-from PIL import Image
+
+from tests.bot.pictures import picture
 
 ADMIN_ID = 777
 JOB_S = 120   # a job's wait: two cores shared with other test runs, and the first job builds the engine
 STATUS = re.compile("Starting|In the queue|Working|Painting")
-
-
-def picture(size=(160, 120), fmt="JPEG", seed=0) -> bytes:
-    """A gradient with some structure, so encoders and networks see more than one flat colour."""
-    width, height = size
-    img = Image.new("RGB", size)
-    img.putdata([((x * 255 // width + seed * 40) % 256, (y * 255 // height) % 256, (x * y + seed) % 256)
-                 for y in range(height) for x in range(width)])
-    out = io.BytesIO()
-    img.save(out, format=fmt)
-    return out.getvalue()
 
 
 @pytest.fixture

@@ -11,17 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.bot.pictures import picture
+
 JOB_S = 180
-
-
-def picture(size=(160, 120), fmt="JPEG", seed=0) -> bytes:
-    width, height = size
-    img = Image.new("RGB", size)
-    img.putdata([((x * 255 // width + seed * 40) % 256, (y * 255 // height) % 256, (x * y + seed) % 256)
-                 for y in range(height) for x in range(width)])
-    out = io.BytesIO()
-    img.save(out, format=fmt)
-    return out.getvalue()
 
 
 def png_claiming(width: int, height: int) -> bytes:
