@@ -23,7 +23,6 @@ import importlib
 import logging
 import os
 import signal
-import sys
 import time
 
 log = logging.getLogger("bot.worker")
@@ -54,9 +53,8 @@ def main(index: int, tasks, results, cancel, engine_factory: str, engine_options
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(threads)
 
+    # Engine(threads=...) sets torch's own thread count itself.
     engine, build_error = _build(engine_factory, engine_options)
-    if engine is not None and threads and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(int(threads))
     results.send(("ready", engine is not None))
 
     while True:
