@@ -81,10 +81,11 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
     storage = MemoryStorage()
     dp = Dispatcher(storage=storage)
     pictures = PictureStore(max_side_hint=settings.max_side)
-    messenger = JobMessenger(bot, i18n, storage, pictures)
+    presets = Presets(load_paintings(settings.presets_dir))
+    messenger = JobMessenger(bot, i18n, storage, pictures, can_preview=bool(presets.paintings))
     messenger.queue = JobQueue(
         engine_options={"weights_dir": str(settings.weights_dir), "device": settings.device,
-                        "max_side": settings.max_side,
+                        "max_side": settings.max_side, "fast_style": settings.default_fast_style,
                         # the workers share the cores rather than each taking all of them
                         "threads": max(1, available_cpus() // settings.job_workers)},
         workers=settings.job_workers, max_queue=settings.max_queue, time_limit_s=settings.job_time_limit_s,
@@ -94,7 +95,7 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
     UserLocaleMiddleware(i18n).setup(dp)
     dp.include_routers(*routers())
     dp.workflow_data.update(settings=settings, messenger=messenger, pictures=pictures,
-                            presets=Presets(load_paintings(settings.presets_dir)))
+                            presets=presets)
 
     @dp.startup()
     async def on_startup(bot: Bot) -> None:

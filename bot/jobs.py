@@ -26,7 +26,7 @@ from bot import worker as worker_main
 
 log = logging.getLogger(__name__)
 
-OPS = ("stylize", "stylize_quality", "translate", "upscale")
+OPS = ("stylize", "stylize_quality", "translate", "upscale", "preview_sheet")
 OUTPUTS = ("jpeg", "png")
 
 
@@ -34,8 +34,9 @@ OUTPUTS = ("jpeg", "png")
 class Job:
     user_id: int
     chat_id: int
-    op: str                    # an Engine method: stylize, stylize_quality, translate, upscale
-    images: dict[str, bytes]   # the method's picture arguments by name: content+style, or image
+    op: str                    # an Engine method: stylize, stylize_quality, translate, upscale, preview_sheet
+    images: dict[str, bytes | list[bytes]]   # the method's picture arguments by name: content+style, image,
+                                             # or content+styles (a list)
     options: dict              # the method's keyword arguments (strength, direction, scale, ...)
     output: str = "jpeg"       # how the worker encodes the result: jpeg or png
     id: str = field(default_factory=lambda: uuid4().hex)

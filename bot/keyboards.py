@@ -17,12 +17,25 @@ from bot.presets import Presets
 class Action(CallbackData, prefix="do"):
     """Start an operation: on a picture already sent, or asking for one."""
 
-    name: str   # style presets season upscale help lang feedback
+    name: str   # style presets sheet season upscale help lang feedback
 
 
 class StyleOption(CallbackData, prefix="opt"):
-    name: str   # mode strength colors
+    name: str   # mode (lite adain quality) strength colors
     value: str
+
+
+class PresetModel(CallbackData, prefix="pmodel"):
+    """Which fast network paints the preset paintings: lite or adain."""
+
+    model: str
+
+
+class SheetPick(CallbackData, prefix="tile"):
+    """A tile of a preview sheet: the sheet's job and the tile's place on it (from 0)."""
+
+    job_id: str
+    index: int
 
 
 class PresetPick(CallbackData, prefix="preset"):
@@ -35,7 +48,7 @@ class SeasonPick(CallbackData, prefix="season"):
 
 
 class ResultAction(CallbackData, prefix="result"):
-    name: str   # upscale another restart
+    name: str   # upscale sheet another restart
     job_id: str
 
 
@@ -45,6 +58,13 @@ class LanguagePick(CallbackData, prefix="lang"):
 
 STRENGTHS = (25, 50, 75, 100)
 SEASONS = ("summer2winter", "winter2summer")
+FAST_MODELS = ("lite", "adain")
+SHEET_ROW = 4   # number buttons per row under a preview sheet
+
+
+def model_label(model: str) -> str:
+    """What people see of the two fast networks: what they get, not what they are called."""
+    return _("⚡ Fast") if model == "lite" else _("🎨 Detailed")
 
 
 def main_menu() -> InlineKeyboardMarkup:
@@ -76,7 +96,8 @@ def style_options(mode: str, strength: int, preserve_colors: bool) -> InlineKeyb
         return f"✅ {label}" if on else label
 
     builder = InlineKeyboardBuilder()
-    builder.button(text=ticked(_("⚡ Fast"), mode == "fast"), callback_data=StyleOption(name="mode", value="fast"))
+    for model in FAST_MODELS:
+        builder.button(text=ticked(model_label(model), mode == model), callback_data=StyleOption(name="mode", value=model))
     builder.button(text=ticked(_("💎 Quality (slow)"), mode == "quality"),
                    callback_data=StyleOption(name="mode", value="quality"))
     for percent in STRENGTHS:
@@ -84,18 +105,26 @@ def style_options(mode: str, strength: int, preserve_colors: bool) -> InlineKeyb
                        callback_data=StyleOption(name="strength", value=str(percent)))
     builder.button(text=ticked(_("Keep my photo's colours"), preserve_colors),
                    callback_data=StyleOption(name="colors", value="off" if preserve_colors else "on"))
-    builder.adjust(2, len(STRENGTHS), 1)
+    builder.adjust(len(FAST_MODELS) + 1, len(STRENGTHS), 1)
     return builder.as_markup()
 
 
-def presets_menu(presets: Presets) -> InlineKeyboardMarkup:
+def presets_menu(presets: Presets, model: str) -> InlineKeyboardMarkup:
+    """The paintings (painted by `model`, which the top row switches), a preview of them all, the painters."""
     builder = InlineKeyboardBuilder()
+    sizes = []
+    if presets.paintings:
+        for choice in FAST_MODELS:
+            label = model_label(choice)
+            builder.button(text=f"✅ {label}" if choice == model else label, callback_data=PresetModel(model=choice))
+        builder.button(text=_("🖼 All paintings on my photo"), callback_data=Action(name="sheet"))
+        sizes += [len(FAST_MODELS), 1]
     for painting in presets.paintings.values():
         builder.button(text=painting.caption, callback_data=PresetPick(kind="painting", key=painting.key))
     for painter in presets.painters.values():
         builder.button(text=_("In the manner of {painter}").format(painter=painter.caption),
                        callback_data=PresetPick(kind="painter", key=painter.key))
-    builder.adjust(1)
+    builder.adjust(*sizes, 1)
     return builder.as_markup()
 
 
@@ -107,13 +136,26 @@ def seasons_menu() -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def result_menu(job_id: str, *, can_upscale: bool) -> InlineKeyboardMarkup:
+def result_menu(job_id: str, *, can_upscale: bool, can_preview: bool = False) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if can_upscale:
         builder.button(text=_("🔍 Upscale this"), callback_data=ResultAction(name="upscale", job_id=job_id))
+    if can_preview:
+        builder.button(text=_("🖼 My photo in every painting"), callback_data=ResultAction(name="sheet", job_id=job_id))
     builder.button(text=_("🎨 Try another style"), callback_data=ResultAction(name="another", job_id=job_id))
     builder.button(text=_("🔄 Start over"), callback_data=ResultAction(name="restart", job_id=job_id))
     builder.adjust(1)
+    return builder.as_markup()
+
+
+def sheet_menu(job_id: str, count: int) -> InlineKeyboardMarkup:
+    """Under a preview sheet: one button per tile, numbered as on the sheet, then the way out."""
+    builder = InlineKeyboardBuilder()
+    for index in range(count):
+        builder.button(text=str(index + 1), callback_data=SheetPick(job_id=job_id, index=index))
+    builder.button(text=_("🔄 Start over"), callback_data=ResultAction(name="restart", job_id=job_id))
+    rows = [SHEET_ROW] * (count // SHEET_ROW) + ([count % SHEET_ROW] if count % SHEET_ROW else [])
+    builder.adjust(*rows, 1)
     return builder.as_markup()
 
 

@@ -52,6 +52,8 @@ class Delivery:
     as_document: bool                  # upscales keep every pixel: Telegram recompresses photos
     source: PictureRef | None          # the user's picture, for "try another style"
     describe_result: Callable[[JobDone], str] | None = None   # notes for the caption
+    menu: Callable[[str], InlineKeyboardMarkup] | None = None  # the buttons under the result, by job id
+    remember: dict | None = None       # kept with the result for its buttons (a sheet's paintings)
     status_message_id: int | None = None
     status_text: str = ""
     shown_text: str = ""
@@ -63,11 +65,13 @@ class Delivery:
 
 
 class JobMessenger:
-    def __init__(self, bot: Bot, i18n: I18n, storage: BaseStorage, pictures: PictureStore):
+    def __init__(self, bot: Bot, i18n: I18n, storage: BaseStorage, pictures: PictureStore, *,
+                 can_preview: bool = False):
         self.bot = bot
         self.i18n = i18n
         self.storage = storage
         self.pictures = pictures
+        self.can_preview = can_preview   # there are preset paintings to preview a result's photo in
         self.queue: JobQueue | None = None   # set once the queue exists: it calls on_event
         self._deliveries: dict[str, Delivery] = {}
 
@@ -78,10 +82,12 @@ class JobMessenger:
 
     async def submit(self, message: Message, job: Job, *, as_document: bool = False,
                      source: PictureRef | None = None,
-                     describe_result: Callable[[JobDone], str] | None = None) -> bool:
+                     describe_result: Callable[[JobDone], str] | None = None,
+                     menu: Callable[[str], InlineKeyboardMarkup] | None = None,
+                     remember: dict | None = None) -> bool:
         """Queue the job and post its status message; on refusal tell the user why."""
         delivery = Delivery(job=job, locale=self.i18n.current_locale, as_document=as_document, source=source,
-                            describe_result=describe_result)
+                            describe_result=describe_result, menu=menu, remember=remember)
         # Registered before submit: the queue may report on the job at once.
         self._deliveries[job.id] = delivery
         async with delivery.lock:
@@ -179,8 +185,11 @@ class JobMessenger:
         elif event.downsized:
             caption += "\n" + _("Your picture was large, so I worked on a smaller copy.")
         job = delivery.job
-        can_upscale = job.op != "upscale"
-        markup = result_menu(job.id, can_upscale=can_upscale)
+        if delivery.menu is not None:
+            markup = delivery.menu(job.id)
+        else:
+            markup = result_menu(job.id, can_upscale=job.op != "upscale",
+                                 can_preview=self.can_preview and delivery.source is not None)
         try:
             sent = await self._send_result(delivery, event, caption, markup)
         except TelegramAPIError:
@@ -226,7 +235,8 @@ class JobMessenger:
         profile = profile_for(self.storage, self.bot.id, job.chat_id, job.user_id)
         results = dict((await profile.get_value("results")) or {})
         results[job.id] = {"result": result_ref.as_data(),
-                           "source": delivery.source.as_data() if delivery.source else None}
+                           "source": delivery.source.as_data() if delivery.source else None,
+                           **(delivery.remember or {})}
         while len(results) > RESULTS_KEPT:
             results.pop(next(iter(results)))
         await profile.update_data(results=results)

@@ -21,6 +21,7 @@ TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 # Telegram accepts these characters only in X-Telegram-Bot-Api-Secret-Token.
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 DEVICES = ("auto", "cpu", "cuda")
+FAST_STYLES = ("lite", "adain")   # nets.engine.FAST_STYLES; the bot never imports the engine
 
 
 class SettingsError(ValueError):
@@ -42,12 +43,24 @@ class Settings:
     # threads ~0.7 s a step at 256 px and ~1.6 s at 384 px (scripts/bench.py),
     # so the CPU defaults keep a quality job near three minutes. GPU hosts
     # raise both (Dockerfile.cuda).
+    fast_style: str | None = None   # FAST_STYLE; None: lite on the CPU, adain on CUDA
     quality_steps: int = 100
     quality_max_side: int = 384
     presets_dir: Path | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
     port: int = 8080
+
+    @property
+    def default_fast_style(self) -> str:
+        """The fast network offered first: FAST_STYLE, else the one made for the device.
+
+        DEVICE=auto counts as the CPU: the bot cannot see the GPU without
+        torch, and lite is the safe guess (a GPU host sets FAST_STYLE or
+        DEVICE=cuda, as the CUDA image does)."""
+        if self.fast_style is not None:
+            return self.fast_style
+        return "adain" if self.device.startswith("cuda") else "lite"
 
     @property
     def use_webhook(self) -> bool:
@@ -81,6 +94,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         job_workers=env.integer("JOB_WORKERS", default=1, minimum=1),
         max_queue=env.integer("MAX_QUEUE", default=8, minimum=1),
         job_time_limit_s=float(env.integer("JOB_TIME_LIMIT", default=600, minimum=10)),
+        fast_style=_fast_style(env.text("FAST_STYLE")),
         quality_steps=env.integer("QUALITY_STEPS", default=100, minimum=1, maximum=2000),
         quality_max_side=env.integer("QUALITY_MAX_SIDE", default=384, minimum=64),
         presets_dir=Path(p) if (p := env.text("PRESETS_DIR")) else None,
@@ -120,6 +134,12 @@ class _Reader:
         if raw.split(":")[0] not in choices:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
         return raw
+
+
+def _fast_style(raw: str | None) -> str | None:
+    if raw is not None and raw.lower() not in FAST_STYLES:
+        raise SettingsError(f"FAST_STYLE must be one of {', '.join(FAST_STYLES)}, got {raw!r}")
+    return raw.lower() if raw is not None else None
 
 
 def _token(raw: str | None) -> str:

@@ -13,6 +13,7 @@ class StyleDialog(StatesGroup):
 
 class PresetDialog(StatesGroup):
     waiting_picture = State()
+    waiting_sheet_picture = State()   # for the preview of every painting
 
 
 class SeasonDialog(StatesGroup):
@@ -29,4 +30,4 @@ class FeedbackDialog(StatesGroup):
 
 # States in which the next message should be a picture.
 WAITING_FOR_PICTURE = (StyleDialog.waiting_style, StyleDialog.waiting_content, PresetDialog.waiting_picture,
-                       SeasonDialog.waiting_picture, UpscaleDialog.waiting_picture)
+                       PresetDialog.waiting_sheet_picture, SeasonDialog.waiting_picture, UpscaleDialog.waiting_picture)

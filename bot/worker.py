@@ -28,6 +28,7 @@ import time
 log = logging.getLogger("bot.worker")
 
 PROGRESS_INTERVAL_S = 0.5
+LOGGED_OPTIONS = ("model", "direction", "scale", "steps")
 ERROR_MESSAGE = "Something went wrong while processing the picture."
 
 
@@ -104,11 +105,17 @@ def _run(engine, cancel, results, job_id: str, op: str, images: dict, options: d
     if cancel.is_set():     # cancelled while it waited for the engine to be built
         return ("cancelled", job_id)
     try:
-        pictures = {name: imageio.load_image(data) for name, data in images.items()}
+        # A value is one picture's bytes, or a list of them (a preview sheet's styles).
+        pictures = {name: [imageio.load_image(d) for d in data] if isinstance(data, list) else imageio.load_image(data)
+                    for name, data in images.items()}
         result = getattr(engine, op)(**pictures, **options, progress=progress, cancel=cancel)
         del pictures
         image = result.image
         data = imageio.encode_png(image) if output == "png" else imageio.encode_jpeg(image)
+        # What ran, for the operator: the choices that change the work, never the pictures.
+        chosen = " ".join(f"{k}={options[k]}" for k in LOGGED_OPTIONS if k in options)
+        log.info("job %s: %s %s%s in %.1f s", job_id, op, f"{image.width}x{image.height}",
+                 f" ({chosen})" if chosen else "", result.seconds)
         return ("done", job_id, data, image.width, image.height, bool(result.downsized), float(result.seconds))
     except Cancelled:
         return ("cancelled", job_id)

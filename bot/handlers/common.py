@@ -5,13 +5,17 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
+from bot.i18n import profile_of
+from bot.keyboards import FAST_MODELS
 from bot.messenger import JobMessenger, please_wait_text
 from bot.pictures import Picture, PictureRef, PictureRejected, PictureStore, picture_ref_in
+from bot.settings import Settings
 
 # Anything that could be meant as a picture; picture_ref_in tells which ones are.
 ATTACHMENT = F.photo | F.document | F.sticker | F.animation | F.video | F.video_note
 
 KEPT_PICTURE = "picture"   # FSM data key: a picture waiting for the user to pick an operation
+FAST_MODEL = "fast_model"  # profile key: the fast network the user picked last (lite or adain)
 
 
 async def take_picture(message: Message, pictures: PictureStore, messenger: JobMessenger) -> Picture | None:
@@ -60,3 +64,21 @@ async def restart_dialog(state: FSMContext, *, keep_picture: bool) -> PictureRef
     if picture is not None:
         await state.update_data({KEPT_PICTURE: picture.as_data()})
     return picture
+
+
+async def fast_model(state: FSMContext, settings: Settings) -> str:
+    """The fast network for this user: the one they picked last, else the bot's default.
+
+    Kept in the profile, beside the language: a preference, not a dialog's step."""
+    picked = await profile_of(state).get_value(FAST_MODEL)
+    return picked if picked in FAST_MODELS else settings.default_fast_style
+
+
+async def pick_fast_model(state: FSMContext, model: str) -> None:
+    await profile_of(state).update_data({FAST_MODEL: model})
+
+
+async def find_result(state: FSMContext, job_id: str) -> dict | None:
+    """What the messenger kept of a finished job for the buttons under it (result, source, ...)."""
+    results = await profile_of(state).get_value("results") or {}
+    return results.get(job_id)

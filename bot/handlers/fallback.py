@@ -21,6 +21,8 @@ def waiting_for(state_name: str | None) -> str:
         return _("I'm waiting for the photo to paint in the style you sent.")
     if state_name == PresetDialog.waiting_picture.state:
         return _("I'm waiting for the photo to paint like the painting you picked.")
+    if state_name == PresetDialog.waiting_sheet_picture.state:
+        return _("I'm waiting for the photo to show in every painting.")
     if state_name == SeasonDialog.waiting_picture.state:
         return _("I'm waiting for the photo whose season to change.")
     if state_name == UpscaleDialog.waiting_picture.state:

@@ -4,21 +4,17 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 from aiogram.utils.i18n import gettext as _
 
-from bot.handlers.common import KEPT_PICTURE, fetch_ref
+from bot.handlers.common import KEPT_PICTURE, fast_model, fetch_ref, find_result
+from bot.handlers.presets import run_sheet
 from bot.handlers.start import greeting_text
 from bot.handlers.upscale import start_upscale
-from bot.i18n import profile_of
 from bot.keyboards import ResultAction, main_menu, picture_menu
 from bot.messenger import JobMessenger
 from bot.pictures import PictureRef, PictureStore
+from bot.presets import Presets
 from bot.settings import Settings
 
 router = Router(name="results")
-
-
-async def find_result(state: FSMContext, job_id: str) -> dict | None:
-    results = await profile_of(state).get_value("results") or {}
-    return results.get(job_id)
 
 
 def expired_text() -> str:
@@ -38,6 +34,24 @@ async def upscale_result(callback: CallbackQuery, callback_data: ResultAction, s
                               pictures)
     if picture is not None:
         await start_upscale(callback.message, callback.from_user.id, settings, messenger, picture)
+
+
+@router.callback_query(ResultAction.filter(F.name == "sheet"))
+async def sheet_of_source(callback: CallbackQuery, callback_data: ResultAction, state: FSMContext,
+                          settings: Settings, presets: Presets, pictures: PictureStore,
+                          messenger: JobMessenger) -> None:
+    """The user's own picture (not the result) in every preset painting."""
+    result = await find_result(state, callback_data.job_id)
+    if result is None or result["source"] is None:
+        await callback.answer(expired_text(), show_alert=True)
+        return
+    await callback.answer()
+    await state.clear()
+    picture = await fetch_ref(callback.message, callback.from_user.id, PictureRef.from_data(result["source"]),
+                              pictures)
+    if picture is not None:
+        await run_sheet(callback.message, callback.from_user.id, state, messenger, presets, picture,
+                        await fast_model(state, settings))
 
 
 @router.callback_query(ResultAction.filter(F.name == "another"))

@@ -22,8 +22,9 @@ def greeting_text(first_name: str) -> str:
 def help_text() -> str:
     return _("Here is what I can do:\n\n"
              "/style — paint a photo in the style of another picture: send the style, then the photo. "
-             "Buttons let you pick fast or quality mode, the strength, and whether to keep the photo's colours.\n"
-             "/presets — paint a photo like a famous painting or painter\n"
+             "Buttons let you pick ⚡ Fast, 🎨 Detailed or 💎 Quality mode, the strength, and whether to keep "
+             "the photo's colours.\n"
+             "/presets — paint a photo like a famous painting or painter, or see it in every painting at once\n"
              "/season — turn a summer landscape into winter, or winter into summer\n"
              "/upscale — make a picture four times larger and sharper; it comes back as a file\n"
              "/cancel — stop the current job or dialog\n"

@@ -1,6 +1,7 @@
 """/style: a style picture, then a content picture, then the painting.
 
-Fast mode, strength and colours are buttons beside the questions; none of
+The mode (⚡ Fast: the lite network; 🎨 Detailed: AdaIN; 💎 Quality: Gatys's
+optimisation), strength and colours are buttons beside the questions; none of
 them is a step, so with no tap the defaults apply and the job starts as soon
 as both pictures are in.
 """
@@ -10,9 +11,9 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.handlers.common import ATTACHMENT, fetch_ref, restart_dialog, take_picture
+from bot.handlers.common import ATTACHMENT, fast_model, fetch_ref, pick_fast_model, restart_dialog, take_picture
 from bot.jobs import Job
-from bot.keyboards import STRENGTHS, Action, StyleOption, style_options
+from bot.keyboards import FAST_MODELS, STRENGTHS, Action, StyleOption, style_options
 from bot.messenger import JobMessenger
 from bot.pictures import Picture, PictureRef, PictureStore
 from bot.settings import Settings
@@ -20,7 +21,11 @@ from bot.states import StyleDialog
 
 router = Router(name="style")
 
-DEFAULT_OPTIONS = {"mode": "fast", "strength": 100, "colors": False}
+MODES = (*FAST_MODELS, "quality")
+
+
+async def default_options(state: FSMContext, settings: Settings) -> dict:
+    return {"mode": await fast_model(state, settings), "strength": 100, "colors": False}
 
 
 def options_keyboard(options: dict):
@@ -28,33 +33,34 @@ def options_keyboard(options: dict):
 
 
 @router.message(Command("style"))
-async def style_command(message: Message, state: FSMContext) -> None:
+async def style_command(message: Message, state: FSMContext, settings: Settings) -> None:
     await restart_dialog(state, keep_picture=False)
-    await ask_for_style(message, state, content=None)
+    await ask_for_style(message, state, settings, content=None)
 
 
 @router.callback_query(Action.filter(F.name == "style"))
-async def style_button(callback: CallbackQuery, state: FSMContext) -> None:
+async def style_button(callback: CallbackQuery, state: FSMContext, settings: Settings) -> None:
     await callback.answer()
     content = await restart_dialog(state, keep_picture=True)
-    await ask_for_style(callback.message, state, content=content)
+    await ask_for_style(callback.message, state, settings, content=content)
 
 
-async def ask_for_style(message: Message, state: FSMContext, content: PictureRef | None) -> None:
+async def ask_for_style(message: Message, state: FSMContext, settings: Settings, content: PictureRef | None) -> None:
+    options = await default_options(state, settings)
     await state.set_state(StyleDialog.waiting_style)
-    await state.update_data(options=DEFAULT_OPTIONS, content=content.as_data() if content else None)
+    await state.update_data(options=options, content=content.as_data() if content else None)
     if content is None:
         text = _("🎨 Send me the style picture: a painting, a drawing, any picture whose look you like. "
                  "Then I'll ask for the photo to paint.")
     else:
         text = _("🎨 Now send me the style picture: a painting, a drawing, any picture whose look you like. "
                  "I'll paint your photo in it.")
-    await message.answer(text + "\n\n" + options_hint(), reply_markup=options_keyboard(DEFAULT_OPTIONS))
+    await message.answer(text + "\n\n" + options_hint(), reply_markup=options_keyboard(options))
 
 
 def options_hint() -> str:
-    return _("Optional: fast or quality mode, strength, keeping your photo's colours. "
-             "Without a tap I use fast mode at full strength.")
+    return _("Optional: ⚡ Fast (seconds), 🎨 Detailed (finer, slower) or 💎 Quality (minutes), the strength, "
+             "keeping your photo's colours. Without a tap I use the ticked ones.")
 
 
 @router.message(StyleDialog.waiting_style, ATTACHMENT)
@@ -95,6 +101,7 @@ async def paint(message: Message, state: FSMContext, messenger: JobMessenger, se
         job_options.update(steps=settings.quality_steps, max_side=min(settings.quality_max_side, settings.max_side))
     else:
         op = "stylize"
+        job_options["model"] = options["mode"] if options["mode"] in FAST_MODELS else settings.default_fast_style
     job = Job(user_id=message.from_user.id, chat_id=message.chat.id, op=op,
               images={"content": content.data, "style": style.data}, options=job_options)
     if await messenger.submit(message, job, source=content.ref):
@@ -103,14 +110,18 @@ async def paint(message: Message, state: FSMContext, messenger: JobMessenger, se
 
 @router.callback_query(StyleDialog.waiting_style, StyleOption.filter())
 @router.callback_query(StyleDialog.waiting_content, StyleOption.filter())
-async def change_option(callback: CallbackQuery, callback_data: StyleOption, state: FSMContext) -> None:
-    before = (await state.get_data()).get("options") or DEFAULT_OPTIONS
+async def change_option(callback: CallbackQuery, callback_data: StyleOption, state: FSMContext,
+                        settings: Settings) -> None:
+    before = (await state.get_data()).get("options") or await default_options(state, settings)
     options = dict(before)
     name, value = callback_data.name, callback_data.value
-    if name == "mode" and value in ("fast", "quality"):
+    if name == "mode" and value in MODES:
         options["mode"] = value
-        note = _("Quality mode: slower and finer; I'll show the progress.") if value == "quality" \
-            else _("Fast mode: the result comes in seconds.")
+        if value in FAST_MODELS:
+            await pick_fast_model(state, value)   # remembered for next time, presets included
+        note = {"quality": _("Quality mode: slower and finer; I'll show the progress."),
+                "lite": _("Fast: a small network, the result in a second or two."),
+                "adain": _("Detailed: a larger network with finer detail; it takes longer.")}[value]
     elif name == "strength" and value.isdigit() and int(value) in STRENGTHS:
         options["strength"] = int(value)
         note = _("Style strength: {percent}%").format(percent=value)
