@@ -148,11 +148,11 @@ from pathlib import Path; from PIL import Image; \
 import bot.app; from bot.presets import load_paintings; from nets.engine import Engine; \
 assert load_paintings(Path('/opt/stylebot/presets')), 'no preset paintings'; \
 img = Image.linear_gradient('L').convert('RGB').resize((96, 64)); \
-engine = Engine('/opt/stylebot/weights', device='cpu', max_side=64); \
+import os; engine = Engine('/opt/stylebot/weights', device='cpu', max_side=64, precision=os.environ.get('CPU_PRECISION', 'auto')); \
 engine.stylize(img, img, model='lite', style_key='check'); engine.stylize(img, img, model='adain', style_key='check'); \
 engine.preview_sheet(img, [img, img], labels=['Cézanne — à', 'Шишкин']); engine.stylize_quality(img, img, steps=2); \
 engine.translate(img, 'monet'); engine.upscale(img.resize((24, 16))); \
-print('image check passed')"
+print('image check passed in', engine.precision, '-', engine.precision_reason)"
 RUN env -u PYTHONDONTWRITEBYTECODE python -c "$IMAGE_CHECK"
 USER 10001:10001
 RUN python -c "$IMAGE_CHECK"

@@ -86,6 +86,7 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
     messenger.queue = JobQueue(
         engine_options={"weights_dir": str(settings.weights_dir), "device": settings.device,
                         "max_side": settings.max_side, "fast_style": settings.default_fast_style,
+                        "precision": settings.cpu_precision,
                         # the workers share the cores rather than each taking all of them
                         "threads": max(1, available_cpus() // settings.job_workers)},
         workers=settings.job_workers, max_queue=settings.max_queue, time_limit_s=settings.job_time_limit_s,

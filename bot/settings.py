@@ -22,6 +22,7 @@ TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 DEVICES = ("auto", "cpu", "cuda")
 FAST_STYLES = ("lite", "adain")   # nets.engine.FAST_STYLES; the bot never imports the engine
+CPU_PRECISIONS = ("auto", "fp32", "bf16")   # nets.precision.PRECISIONS
 
 
 class SettingsError(ValueError):
@@ -44,6 +45,7 @@ class Settings:
     # so the CPU defaults keep a quality job near three minutes. GPU hosts
     # raise both (Dockerfile.cuda).
     fast_style: str | None = None   # FAST_STYLE; None: lite on the CPU, adain on CUDA
+    cpu_precision: str = "auto"     # CPU_PRECISION: bf16 where the processor computes it natively
     quality_steps: int = 100
     quality_max_side: int = 384
     presets_dir: Path | None = None
@@ -95,6 +97,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         max_queue=env.integer("MAX_QUEUE", default=8, minimum=1),
         job_time_limit_s=float(env.integer("JOB_TIME_LIMIT", default=600, minimum=10)),
         fast_style=_fast_style(env.text("FAST_STYLE")),
+        cpu_precision=env.choice("CPU_PRECISION", CPU_PRECISIONS, default="auto"),
         quality_steps=env.integer("QUALITY_STEPS", default=100, minimum=1, maximum=2000),
         quality_max_side=env.integer("QUALITY_MAX_SIDE", default=384, minimum=64),
         presets_dir=Path(p) if (p := env.text("PRESETS_DIR")) else None,

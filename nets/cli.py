@@ -49,6 +49,7 @@ SEASONS = {"winter": "summer2winter", "summer": "winter2summer"}
 PAINTERS = ("monet", "vangogh", "cezanne", "ukiyoe")
 UPSCALE_MODELS = ("auto", "general", "x4plus", "anime")
 FAST_STYLES = ("lite", "adain")  # nets.engine.FAST_STYLES, named here so that bad options fail before torch loads
+PRECISIONS = ("auto", "fp32", "bf16")  # nets.precision.PRECISIONS
 
 
 class BadInput(Exception):
@@ -94,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: the engine's, 1024)")
     common.add_argument("--threads", type=_number(int, 1), metavar="N",
                         help="CPU threads for torch (default: all cores)")
+    common.add_argument("--precision", choices=PRECISIONS, default=os.environ.get("CPU_PRECISION") or "auto",
+                        help="CPU number format: bf16 where the processor computes it natively, fp32 elsewhere "
+                             "(default: auto, or $CPU_PRECISION)")
 
     style = commands.add_parser("style", parents=[common], help="paint a photo in the style of another picture")
     style.add_argument("content", type=Path, metavar="CONTENT", help="the photo")
@@ -161,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"cannot write {args.output}: {exc.strerror or exc}")
     width, height = result.image.size
     note = "; the input was reduced first (see --max-side)" if result.downsized else ""
-    print(f"wrote {args.output} ({width}x{height}) in {result.seconds:.1f} s{note}", file=sys.stderr)
+    print(f"wrote {args.output} ({width}x{height}) in {result.seconds:.1f} s in {engine.precision} "
+          f"({engine.precision_reason}){note}", file=sys.stderr)
     return 0
 
 
@@ -230,13 +235,15 @@ def _engine(args: argparse.Namespace):
     if not args.weights.is_dir():
         raise BadInput(f"weights folder {args.weights} not found: write it with "
                        f"`python scripts/fetch_weights.py --dest {args.weights}` or pass --weights")
+    if args.precision not in PRECISIONS:  # from $CPU_PRECISION, which argparse does not check
+        raise BadInput(f"CPU_PRECISION must be one of {', '.join(PRECISIONS)}, not {args.precision!r}")
     fast_style = os.environ.get("FAST_STYLE") or None
     if fast_style is not None and fast_style not in FAST_STYLES:
         raise BadInput(f"FAST_STYLE must be one of {', '.join(FAST_STYLES)}, not {fast_style!r}")
     from nets.engine import Engine  # torch loads here, once everything else is known to be good
 
     return Engine(args.weights, device=args.device, threads=args.threads,
-                  fast_style=fast_style)
+                  fast_style=fast_style, precision=args.precision)
 
 
 class ProgressBar:

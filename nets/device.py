@@ -1,7 +1,7 @@
 """Where the networks run and how pictures get there and back.
 
-float16 on CUDA halves memory and doubles speed there; on CPU float32 is the
-only sensible choice (bfloat16 is ~3x slower on the CPUs we measured).
+float16 on CUDA halves memory and doubles speed there; on a CPU float32, or
+bfloat16 where the processor computes it natively (nets/precision.py decides).
 """
 import logging
 
@@ -33,8 +33,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def dtype_for(device: torch.device) -> torch.dtype:
-    return torch.float16 if device.type == "cuda" else torch.float32
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def dtype_for(device: torch.device, precision: str = "fp32") -> torch.dtype:
+    """The dtype models and inputs take: float16 on CUDA, else the CPU precision's."""
+    return torch.float16 if device.type == "cuda" else DTYPES[precision]
 
 
 def set_threads(threads: int | None) -> None:

@@ -97,5 +97,6 @@ def paint(transformer: StyleTransformer, picture: Image.Image, vector: torch.Ten
     x = image_to_tensor(picture, device, dtype)
     height, width = x.shape[-2:]
     with torch.inference_mode():
-        out = transformer(pad_to_fit(x, StyleTransformer.stride, MIN_SIDE), vector.to(device, dtype))
+        # The vector stays float32: the norms turn it into gains in float32 (nets/arch/arbitrary_style.py).
+        out = transformer(pad_to_fit(x, StyleTransformer.stride, MIN_SIDE), vector.to(device))
     return tensor_to_image(out[..., :height, :width])

@@ -413,16 +413,20 @@ class ModelCache:
     def total_bytes(self) -> int:
         return sum(size for _, size in self._models.values())
 
-    def get(self, name: str) -> nn.Module:
+    def get(self, name: str, dtype: torch.dtype | None = None) -> nn.Module:
+        """The model in the cache's dtype, or in `dtype` (a float32 copy for an op that needs
+        float32 whatever the precision: each dtype is cached on its own)."""
+        dtype = dtype or self.dtype
+        key = name if dtype == self.dtype else f"{name}@{str(dtype).removeprefix('torch.')}"
         with self._lock:
-            if name in self._models:
-                self._models.move_to_end(name)
-                return self._models[name][0]
-            itemsize = torch.empty((), dtype=self.dtype).element_size()
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key][0]
+            itemsize = torch.empty((), dtype=dtype).element_size()
             incoming = sum(math.prod(shape) for shape in reference_layout(name).values()) * itemsize
             while self._models and self.total_bytes + incoming > self.budget_bytes:
                 self._models.popitem(last=False)
-            model = load_model(self.weights_dir, name, self.device, self.dtype)
-            self._models[name] = (model, model_bytes(model))
+            model = load_model(self.weights_dir, name, self.device, dtype)
+            self._models[key] = (model, model_bytes(model))
             return model
 

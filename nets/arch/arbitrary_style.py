@@ -120,13 +120,17 @@ class ConditionalInstanceNorm(nn.Module):
         self.gamma = nn.Conv2d(STYLE_DIM, channels, 1)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        style = style[:, :, None, None]
-        # The statistics stay float32 whatever the layers run in: variance over a
-        # whole picture loses its low bits in a 16-bit type.
-        mean = x.float().mean(dim=(2, 3), keepdim=True)
-        var = x.float().var(dim=(2, 3), keepdim=True, unbiased=False)
-        scale = self.gamma(style).float() * torch.rsqrt(var + self.eps)
-        return (x.float() * scale + (self.beta(style).float() - mean * scale)).to(x.dtype)
+        # The statistics and the style's scale and shift stay float32 whatever
+        # the layers run in: a variance over a whole picture, or a gain, loses
+        # its low bits in a 16-bit type, and these are a few hundred numbers.
+        style = style.float()[:, :, None, None]
+        gamma = F.conv2d(style, self.gamma.weight.float(), self.gamma.bias.float())
+        beta = F.conv2d(style, self.beta.weight.float(), self.beta.bias.float())
+        wide = x.float()
+        mean = wide.mean(dim=(2, 3), keepdim=True)
+        var = wide.var(dim=(2, 3), keepdim=True, unbiased=False)
+        scale = gamma * torch.rsqrt(var + self.eps)
+        return (wide * scale + (beta - mean * scale)).to(x.dtype)
 
 
 class ReflectConv(nn.Conv2d):

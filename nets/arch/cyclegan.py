@@ -7,8 +7,17 @@ import torch
 from torch import nn
 
 
+class Float32InstanceNorm(nn.InstanceNorm2d):
+    """Instance norm whose statistics are float32 whatever the activations are: a mean and
+    variance over a whole picture lose their low bits in bfloat16 or float16. No parameters,
+    so the checkpoint's keys are those of the official nn.InstanceNorm2d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).to(x.dtype) if x.dtype != torch.float32 else super().forward(x)
+
+
 def _norm(ch: int) -> nn.Module:
-    return nn.InstanceNorm2d(ch, affine=False, track_running_stats=False)
+    return Float32InstanceNorm(ch, affine=False, track_running_stats=False)
 
 
 class ResnetBlock(nn.Module):
