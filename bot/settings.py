@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from nets.precision import PRECISIONS as CPU_PRECISIONS  # torch-free, like the rest of what the bot takes from nets
+
 OFFICIAL_API_URL = "https://api.telegram.org"
 
 # "123456:ABC-def_...": the bot id, a colon, then the secret part.
@@ -22,7 +24,6 @@ TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 DEVICES = ("auto", "cpu", "cuda")
 FAST_STYLES = ("lite", "adain")   # nets.engine.FAST_STYLES; the bot never imports the engine
-CPU_PRECISIONS = ("auto", "fp32", "bf16")   # nets.precision.PRECISIONS
 
 
 class SettingsError(ValueError):

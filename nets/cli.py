@@ -25,6 +25,7 @@ from PIL import Image
 
 from nets import imageio
 from nets.errors import NetsError
+from nets.precision import PRECISIONS  # torch-free: a bad choice fails before torch loads
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
@@ -49,7 +50,6 @@ SEASONS = {"winter": "summer2winter", "summer": "winter2summer"}
 PAINTERS = ("monet", "vangogh", "cezanne", "ukiyoe")
 UPSCALE_MODELS = ("auto", "general", "x4plus", "anime")
 FAST_STYLES = ("lite", "adain")  # nets.engine.FAST_STYLES, named here so that bad options fail before torch loads
-PRECISIONS = ("auto", "fp32", "bf16")  # nets.precision.PRECISIONS
 
 
 class BadInput(Exception):
