@@ -106,6 +106,7 @@ class _Worker:
         # closed when the child dies.
         child_conn.close()
         self.ready = False
+        self.about: dict = {}       # the engine's device and precision, once ready
         self.retired = False        # killed or dead: whatever it still says is ignored
         self.task_id: str | None = None   # the task the child is on; None = free
         self.job: Job | None = None       # that task's job, unless it was cancelled
@@ -197,6 +198,10 @@ class JobQueue:
         self._reported[job.id] = position
         self._emit(JobQueued(job, position))
         return position
+
+    def workers_about(self) -> list[dict]:
+        """Device and precision of each worker that is up and ready."""
+        return [w.about for w in self._workers if w is not None and w.ready and not w.retired]
 
     def position(self, job_id: str) -> int | None:
         for number, job in enumerate(self._waiting, start=1):
@@ -307,7 +312,9 @@ class JobQueue:
         kind = message[0]
         if kind == "ready":
             w.ready = True
+            w.about = message[2]
             self._spawn_failures = 0
+            log.info("worker %d ready: %s", w.index, ", ".join(f"{k} {v}" for k, v in w.about.items()))
             if not message[1]:
                 log.error("worker %d could not build its engine; its jobs will fail", w.index)
             if w.task_id is not None and w.job is None:

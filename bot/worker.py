@@ -7,7 +7,7 @@ bytes and builtins: pictures travel encoded, never as PIL images or tensors,
 so neither side holds two decoded copies.
 
 Messages sent back over the result pipe (the first item names the kind):
-    ("ready", engine_ok)
+    ("ready", engine_ok, about)             about: {"device": ..., "precision": ...} of the engine
     ("started", job_id)
     ("progress", job_id, done, total)        at most one per PROGRESS_INTERVAL_S
     ("done", job_id, data, width, height, downsized, seconds)
@@ -56,7 +56,7 @@ def main(index: int, tasks, results, cancel, engine_factory: str, engine_options
 
     # Engine(threads=...) sets torch's own thread count itself.
     engine, build_error = _build(engine_factory, engine_options)
-    results.send(("ready", engine is not None))
+    results.send(("ready", engine is not None, describe(engine)))
 
     while True:
         task = tasks.get()
@@ -77,6 +77,12 @@ def main(index: int, tasks, results, cancel, engine_factory: str, engine_options
         del task
         gc.collect()
     results.close()
+
+
+def describe(engine) -> dict:
+    """What the parent shows the operator about this worker's engine (strings only)."""
+    return {"device": str(getattr(engine, "device", "unknown")),
+            "precision": str(getattr(engine, "precision", "unknown"))}
 
 
 def _build(engine_factory: str, engine_options: dict):
