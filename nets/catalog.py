@@ -75,8 +75,14 @@ class ModelEntry:
     prune: Callable[[StateDict], StateDict] = keep_all
     checksum_source: str = ""  # where size/sha256 were found, for whoever updates them
     # Channels-last weights made the VGG and the AdaIN decoder ~12% faster on
-    # 2 CPU threads (what brings fast style at 512 px under 3 s); CycleGAN got
-    # 20% slower and the tiled upscalers gained nothing end to end.
+    # 2 CPU threads in fp32, and they are what oneDNN's bfloat16 kernels want:
+    # on big NCHW inputs every bf16 convolution converts its input first
+    # (scripts/profile_ops.py: aten::copy_ took half of the compact upscaler's
+    # time on a whole 512 px picture). On an Intel Xeon with AMX, channels-last
+    # over NCHW, same process: the Real-ESRGAN models' forward 0.6x the time in
+    # fp32 and 0.23-0.36x in bf16; end to end through the engine's tiles 0.66-0.81x
+    # in fp32 and 0.93-0.96x in bf16 (small tiles already fit the caches).
+    # CycleGAN: 1.08x in fp32, 0.91x in bf16, so it stays NCHW.
     channels_last: bool = False
     package: PackageFile | None = None   # where the weights come from when not from `url`
 
@@ -157,6 +163,7 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
         sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
         factory="nets.arch.srvgg:SRVGGNetCompact",
         params=_SRVGG_X4,
+        channels_last=True,
         checksum_source="sha256 and size in several public Real-ESRGAN model lists",
     ),
     ModelEntry(
@@ -166,6 +173,7 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
         sha256="1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca",
         factory="nets.arch.srvgg:SRVGGNetCompact",
         params=_SRVGG_X4,
+        channels_last=True,
         checksum_source="sha256 and size in several public Real-ESRGAN model lists",
     ),
     ModelEntry(
@@ -175,6 +183,7 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
         sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
         factory="nets.arch.rrdbnet:RRDBNet",
         params={**_RRDB_X4, "num_block": 23},
+        channels_last=True,
         checksum_source="sha256 and size in several public Real-ESRGAN model lists",
     ),
     ModelEntry(
@@ -184,6 +193,7 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
         sha256="f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da",
         factory="nets.arch.rrdbnet:RRDBNet",
         params={**_RRDB_X4, "num_block": 6},
+        channels_last=True,
         checksum_source="sha256 and size in several public Real-ESRGAN model lists",
     ),
 ]}
