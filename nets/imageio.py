@@ -8,10 +8,12 @@ leak out.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import PIL
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from nets.errors import ImageError
@@ -30,13 +32,12 @@ READABLE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
                b"II*\x00", b"MM\x00*")
 
-# Any exception Pillow's decoders raise on bad data. They use all of these.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
-                  ZeroDivisionError)
-
 # Pillow raises the error above twice its pixel limit and warns above it; the
 # warning is made an error while we decode.
 _BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+# Where Pillow's Python code lives: an exception raised there is about the file.
+_PILLOW_DIR = os.path.dirname(os.path.abspath(PIL.__file__)) + os.sep
 
 # EXIF orientations 5..8 turn the picture by 90 degrees, swapping width and height.
 _ORIENTATION_TAG = 0x0112
@@ -61,19 +62,16 @@ def probe(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
     tell (empty, not a picture, too large); a picture that is damaged further
     in passes here and fails in `load_image`.
     """
-    with _bomb_warnings_as_errors():
+    with _door("This picture is damaged and cannot be opened."):
         img = _open(data, max_pixels)
         try:
             orientation = img.getexif().get(_ORIENTATION_TAG, 1)
-        except _DECODE_ERRORS:
+        except Exception as exc:  # noqa: BLE001 - sorted by _raised_in_pillow
+            if not _raised_in_pillow(exc):
+                raise
             orientation = 1  # a broken EXIF block only loses the rotation
-        try:
-            # Finding a second frame reads past the first frame's data, not decoding it.
-            is_animated = bool(getattr(img, "is_animated", False))
-        except _BOMB as exc:
-            raise _bomb_error() from exc
-        except _DECODE_ERRORS as exc:
-            raise ImageError("This picture is damaged and cannot be opened.", "corrupt") from exc
+        # Finding a second frame reads past the first frame's data, not decoding it.
+        is_animated = bool(getattr(img, "is_animated", False))
     width, height = img.size
     if orientation in _QUARTER_TURNS:
         width, height = height, width
@@ -92,25 +90,19 @@ def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, max_side: int | Non
     less memory). The result can still be larger than `max_side`; use
     `fit_within` for an exact bound.
     """
-    with _bomb_warnings_as_errors():
+    with _door("This picture is damaged or incomplete and cannot be opened."):
         img = _open(data, max_pixels)
         if max_side:
             target, _ = _fitted_size(img.size, max_side)
             img.draft(None, target)  # JPEG only; other formats ignore it
-        try:
-            img.load()
-        except _BOMB as exc:
-            raise _bomb_error() from exc
-        except MemoryError as exc:
-            raise ImageError("This picture is too large to open.", "too_large") from exc
-        except _DECODE_ERRORS as exc:
-            raise ImageError("This picture is damaged or incomplete and cannot be opened.",
-                             "corrupt") from exc
+        img.load()
         try:
             ImageOps.exif_transpose(img, in_place=True)
-        except _DECODE_ERRORS:
-            pass  # a broken EXIF block only loses the rotation, not the picture
-    return _normalise_mode(img)
+        except Exception as exc:  # noqa: BLE001 - sorted by _raised_in_pillow
+            if not _raised_in_pillow(exc):
+                raise
+            # a broken EXIF block only loses the rotation, not the picture
+        return _normalise_mode(img)
 
 
 def fit_within(img: Image.Image, max_side: int | None) -> tuple[Image.Image, bool]:
@@ -158,12 +150,8 @@ def _open(data: bytes, max_pixels: int) -> ImageFile.ImageFile:
         raise ImageError("The file is empty.", "empty")
     try:
         img = Image.open(io.BytesIO(data), formats=READABLE_FORMATS)
-    except _BOMB as exc:
-        raise _bomb_error() from exc
     except UnidentifiedImageError as exc:
         raise _unreadable(data) from exc
-    except _DECODE_ERRORS as exc:
-        raise ImageError("This picture is damaged and cannot be opened.", "corrupt") from exc
     width, height = img.size
     if width < 1 or height < 1:
         raise ImageError("This picture has no pixels.", "corrupt")
@@ -193,15 +181,45 @@ def _bomb_error() -> ImageError:
 
 
 @contextmanager
-def _bomb_warnings_as_errors():
-    """Pillow only warns between its limit and twice its limit; refuse those too.
+def _door(damaged: str):
+    """The one place where everything that can go wrong with a file becomes an ImageError.
 
-    catch_warnings changes the process-wide filters while it lasts, so another
-    thread may briefly share the stricter filter; that is harmless here.
+    Pillow's decoders fail on bad data with nearly any exception type
+    (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError,
+    TypeError, ZeroDivisionError, struct.error, RuntimeError from the AVIF
+    and WebP bindings, and more in new versions), so anything raised inside
+    Pillow's own code counts as a damaged file. An exception raised in our
+    code is a bug and goes on unchanged.
+
+    Pillow only warns between its pixel limit and twice it; the warning is
+    made an error here. catch_warnings changes the process-wide filters while
+    it lasts, so another thread may briefly share the stricter filter; that is
+    harmless here.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        yield
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except ImageError:
+        raise
+    except _BOMB as exc:
+        raise _bomb_error() from exc
+    except MemoryError as exc:
+        raise ImageError("This picture is too large to open.", "too_large") from exc
+    except Exception as exc:  # noqa: BLE001 - sorted by _raised_in_pillow
+        if not _raised_in_pillow(exc):
+            raise
+        raise ImageError(damaged, "corrupt") from exc
+
+
+def _raised_in_pillow(exc: BaseException) -> bool:
+    """Whether the innermost frame of the traceback is Pillow's (or C code it called)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PILLOW_DIR)
 
 
 def _fitted_size(size: tuple[int, int], max_side: int) -> tuple[tuple[int, int], bool]:
