@@ -64,12 +64,9 @@ def probe(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
     """
     with _door("This picture is damaged and cannot be opened."):
         img = _open(data, max_pixels)
-        try:
+        orientation = 1
+        with _optional():  # a broken EXIF block only loses the rotation
             orientation = img.getexif().get(_ORIENTATION_TAG, 1)
-        except Exception as exc:  # noqa: BLE001 - sorted by _raised_in_pillow
-            if not _raised_in_pillow(exc):
-                raise
-            orientation = 1  # a broken EXIF block only loses the rotation
         # Finding a second frame reads past the first frame's data, not decoding it.
         is_animated = bool(getattr(img, "is_animated", False))
     width, height = img.size
@@ -96,12 +93,8 @@ def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, max_side: int | Non
             target, _ = _fitted_size(img.size, max_side)
             img.draft(None, target)  # JPEG only; other formats ignore it
         img.load()
-        try:
+        with _optional():  # a broken EXIF block only loses the rotation, not the picture
             ImageOps.exif_transpose(img, in_place=True)
-        except Exception as exc:  # noqa: BLE001 - sorted by _raised_in_pillow
-            if not _raised_in_pillow(exc):
-                raise
-            # a broken EXIF block only loses the rotation, not the picture
         return _normalise_mode(img)
 
 
@@ -210,6 +203,16 @@ def _door(damaged: str):
         if not _raised_in_pillow(exc):
             raise
         raise ImageError(damaged, "corrupt") from exc
+
+
+@contextmanager
+def _optional():
+    """For extras such as the EXIF rotation: a failure inside Pillow only skips the extra."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - sorted by _raised_in_pillow
+        if not _raised_in_pillow(exc):
+            raise
 
 
 def _raised_in_pillow(exc: BaseException) -> bool:

@@ -61,8 +61,6 @@ def _frames(count=3):
 
 # Variants beyond "each mode in each format": the ones with their own code paths.
 def _special_seeds():
-    import struct
-
     from PIL import Image
 
     exif = Image.Exif()
@@ -94,7 +92,6 @@ def _special_seeds():
     yield "TGA rle", _pattern("RGB"), "TGA", {"compression": "tga_rle"}
     yield "BMP RLE-free P", _pattern("P"), "BMP", {}
     yield "ICO sizes", _pattern("RGBA").resize((32, 32)), "ICO", {"sizes": [(16, 16), (32, 32)]}
-    del struct
 
 
 @lru_cache(maxsize=1)
@@ -285,10 +282,9 @@ def _child() -> None:
 # --- the parent ---------------------------------------------------------------
 
 def _spawn() -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-m", "tests.nets.imageio_fuzz", "--child"], cwd=_ROOT,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True, bufsize=1)  # libtiff chatters
-    return child
+    return subprocess.Popen([sys.executable, "-m", "tests.nets.imageio_fuzz", "--child"], cwd=_ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, bufsize=1)  # libtiff chatters
 
 
 def _ask(child: subprocess.Popen, number: int, seconds: float) -> str | None:
@@ -317,6 +313,10 @@ def _started(start_seconds: float) -> subprocess.Popen:
 
 
 def _stop(child: subprocess.Popen) -> None:
+    try:
+        child.stdin.close()
+    except BrokenPipeError:
+        pass  # it died
     if child.poll() is None:
         child.kill()
     child.wait()
@@ -342,7 +342,6 @@ def run_cases(numbers, *, case_seconds: float = CASE_SECONDS, start_seconds: flo
             elif result != "ok":
                 problems[number] = result
     finally:
-        child.stdin.close()
         _stop(child)
     return problems
 
@@ -352,7 +351,12 @@ def _alone(number: int, case_seconds: float, start_seconds: float) -> str:
     child = _started(start_seconds)
     began = time.monotonic()
     result = _ask(child, number, case_seconds)
-    hung = child.poll() is None
+    hung = False
+    if result is None:
+        try:
+            child.wait(timeout=2)  # a child that died may still be exiting
+        except subprocess.TimeoutExpired:
+            hung = True
     _stop(child)
     if result == "ok":
         return "stopped its child in a batch but passed alone"

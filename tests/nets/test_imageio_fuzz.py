@@ -65,16 +65,21 @@ def test_the_runner_names_a_case_that_escapes(monkeypatch):
     assert problem and "struct.error" in problem
 
 
-def test_the_runner_isolates_a_case_that_kills_its_child(monkeypatch):
-    # A child whose case 2 ends the process, as a crash in a decoder would.
-    code = ("import os; from tests.nets import imageio_fuzz as f; real = f.make_case\n"
-            "f.make_case = lambda n: os._exit(3) if n == 2 else real(n)\n"
+def test_the_runner_isolates_a_case_that_hangs_or_kills_its_child(monkeypatch):
+    # A child whose case 1 hangs, as an endless decode would, and whose case 3 ends the
+    # process, as a crash in a decoder would; the cases around them still run.
+    # The other cases are empty files (an ImageError, so "ok"), and no seeds are made: quick.
+    code = ("import os, time; from tests.nets import imageio_fuzz as f\n"
+            "f.seeds = lambda: ()\n"
+            "f.make_case = lambda n: (time.sleep(60) if n == 1 else os._exit(3) if n == 3\n"
+            "                         else f.Case(n, '', (), b''))\n"
             "f._child()")
     monkeypatch.setattr(fuzz, "_spawn", lambda: subprocess.Popen(
         [sys.executable, "-c", code], cwd=fuzz._ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, text=True, bufsize=1))
-    problems = fuzz.run_cases(range(5))
-    assert list(problems) == [2] and "exit 3" in problems[2]
+    problems = fuzz.run_cases(range(5), case_seconds=1)
+    assert sorted(problems) == [1, 3]
+    assert "took over 1 s" in problems[1] and "exit 3" in problems[3]
 
 
 # --- what the fuzz found, kept as plain tests ------------------------------------
