@@ -45,6 +45,11 @@ _PILLOW_DIR = os.path.dirname(os.path.abspath(PIL.__file__)) + os.sep
 # Encoders write about 10 (libjpeg's progression) to 20 (mozjpeg); a camera 1.
 MAX_JPEG_SCANS = 100
 
+# Some decoders are Python code (of the accepted formats: BMP's run-length
+# compression), about 0.7 s per MB here; the 20 MB Telegram allows would take
+# 15 s. Files they decode are refused above this size.
+MAX_PYTHON_DECODED_BYTES = 2 * 1024 * 1024
+
 # EXIF orientations 5..8 turn the picture by 90 degrees, swapping width and height.
 _ORIENTATION_TAG = 0x0112
 _QUARTER_TURNS = {5, 6, 7, 8}
@@ -157,6 +162,9 @@ def _open(data: bytes, max_pixels: int) -> ImageFile.ImageFile:
     if img.format in ("JPEG", "MPO") and _jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
         raise ImageError(f"This JPEG has more than {MAX_JPEG_SCANS} scans, far more than any camera "
                          "or editor writes, and was refused as damaged.", "corrupt")
+    if len(data) > MAX_PYTHON_DECODED_BYTES and any(tile[0] in Image.DECODERS for tile in img.tile):
+        raise ImageError(f"{img.format} files compressed this way are only read up to "
+                         f"{MAX_PYTHON_DECODED_BYTES >> 20} MB; send a JPEG, PNG or WebP.", "unsupported")
     if width * height > max_pixels:
         raise ImageError(f"This picture is too large ({width}x{height}); the limit is "
                          f"{max_pixels / 1e6:g} megapixels.", "too_large")
