@@ -15,6 +15,7 @@ and restarts the child past a case that hangs or crashes it.
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import resource
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 NORMAL_MODES = ("L", "LA", "RGB", "RGBA")
+# The codes bot.pictures.image_error_text and the worker's failure text know.
+IMAGE_ERROR_CODES = ("empty", "not_image", "corrupt", "too_large", "bomb", "unsupported")
 MEMORY_LIMIT_BYTES = 1536 * 1024 * 1024
 CASE_SECONDS = 10.0
 MAX_SEED_BYTES = 16 * 1024
@@ -255,6 +258,8 @@ def check(data: bytes) -> str | None:
             return f"needed more than {MEMORY_LIMIT_BYTES >> 20} MiB before refusing ({exc.code})"
         if not exc.message or "\n" in exc.message:
             return f"ImageError with an unfit message: {exc.message!r}"
+        if exc.code not in IMAGE_ERROR_CODES:
+            return f"ImageError with a code the bot has no message for: {exc.code!r}"
         return None
     except Exception:  # noqa: BLE001 - anything else is exactly what the fuzz is looking for
         return traceback.format_exc(limit=-4).strip()
@@ -275,8 +280,7 @@ def _child() -> None:
     for line in sys.stdin:
         number = int(line)
         problem = check(make_case(number).data)
-        result = "ok" if problem is None else "fail " + problem.replace("\\", "\\\\").replace("\n", "\\n")
-        print(f"{number} {result}", flush=True)
+        print(number, json.dumps(problem or "ok"), flush=True)  # one line, whatever the message
 
 
 # --- the parent ---------------------------------------------------------------
@@ -298,9 +302,9 @@ def _ask(child: subprocess.Popen, number: int, seconds: float) -> str | None:
     line = child.stdout.readline() if ready else ""
     if not line:
         return None
-    told, _, result = line.rstrip("\n").partition(" ")
+    told, _, result = line.partition(" ")
     assert int(told) == number, line
-    return result.removeprefix("fail ").replace("\\n", "\n").replace("\\\\", "\\")
+    return json.loads(result)
 
 
 def _started(start_seconds: float) -> subprocess.Popen:
