@@ -8,10 +8,12 @@ leak out.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import PIL
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from nets.errors import ImageError
@@ -30,13 +32,23 @@ READABLE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
                b"II*\x00", b"MM\x00*")
 
-# Any exception Pillow's decoders raise on bad data. They use all of these.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
-                  ZeroDivisionError)
-
 # Pillow raises the error above twice its pixel limit and warns above it; the
 # warning is made an error while we decode.
 _BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+# Where Pillow's Python code lives: an exception raised there is about the file.
+_PILLOW_DIR = os.path.dirname(os.path.abspath(PIL.__file__)) + os.sep
+
+# libjpeg decodes each scan of a progressive JPEG over the whole picture, so a
+# few bytes per extra scan cost a full pass each: 200 repeated scans made a
+# 16 MP file of 85 KB take 6 s here, and 20 MB of them would take hours.
+# Encoders write about 10 (libjpeg's progression) to 20 (mozjpeg); a camera 1.
+MAX_JPEG_SCANS = 100
+
+# Some decoders are Python code (of the accepted formats: BMP's run-length
+# compression), about 0.7 s per MB here; the 20 MB Telegram allows would take
+# 15 s. Files they decode are refused above this size.
+MAX_PYTHON_DECODED_BYTES = 2 * 1024 * 1024
 
 # EXIF orientations 5..8 turn the picture by 90 degrees, swapping width and height.
 _ORIENTATION_TAG = 0x0112
@@ -61,19 +73,13 @@ def probe(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
     tell (empty, not a picture, too large); a picture that is damaged further
     in passes here and fails in `load_image`.
     """
-    with _bomb_warnings_as_errors():
+    with _door("This picture is damaged and cannot be opened."):
         img = _open(data, max_pixels)
-        try:
+        orientation = 1
+        with _optional():  # a broken EXIF block only loses the rotation
             orientation = img.getexif().get(_ORIENTATION_TAG, 1)
-        except _DECODE_ERRORS:
-            orientation = 1  # a broken EXIF block only loses the rotation
-        try:
-            # Finding a second frame reads past the first frame's data, not decoding it.
-            is_animated = bool(getattr(img, "is_animated", False))
-        except _BOMB as exc:
-            raise _bomb_error() from exc
-        except _DECODE_ERRORS as exc:
-            raise ImageError("This picture is damaged and cannot be opened.", "corrupt") from exc
+        # Finding a second frame reads past the first frame's data, not decoding it.
+        is_animated = bool(getattr(img, "is_animated", False))
     width, height = img.size
     if orientation in _QUARTER_TURNS:
         width, height = height, width
@@ -92,25 +98,15 @@ def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, max_side: int | Non
     less memory). The result can still be larger than `max_side`; use
     `fit_within` for an exact bound.
     """
-    with _bomb_warnings_as_errors():
+    with _door("This picture is damaged or incomplete and cannot be opened."):
         img = _open(data, max_pixels)
         if max_side:
             target, _ = _fitted_size(img.size, max_side)
             img.draft(None, target)  # JPEG only; other formats ignore it
-        try:
-            img.load()
-        except _BOMB as exc:
-            raise _bomb_error() from exc
-        except MemoryError as exc:
-            raise ImageError("This picture is too large to open.", "too_large") from exc
-        except _DECODE_ERRORS as exc:
-            raise ImageError("This picture is damaged or incomplete and cannot be opened.",
-                             "corrupt") from exc
-        try:
+        img.load()
+        with _optional():  # a broken EXIF block only loses the rotation, not the picture
             ImageOps.exif_transpose(img, in_place=True)
-        except _DECODE_ERRORS:
-            pass  # a broken EXIF block only loses the rotation, not the picture
-    return _normalise_mode(img)
+        return _normalise_mode(img)
 
 
 def fit_within(img: Image.Image, max_side: int | None) -> tuple[Image.Image, bool]:
@@ -158,19 +154,44 @@ def _open(data: bytes, max_pixels: int) -> ImageFile.ImageFile:
         raise ImageError("The file is empty.", "empty")
     try:
         img = Image.open(io.BytesIO(data), formats=READABLE_FORMATS)
-    except _BOMB as exc:
-        raise _bomb_error() from exc
     except UnidentifiedImageError as exc:
         raise _unreadable(data) from exc
-    except _DECODE_ERRORS as exc:
-        raise ImageError("This picture is damaged and cannot be opened.", "corrupt") from exc
     width, height = img.size
     if width < 1 or height < 1:
         raise ImageError("This picture has no pixels.", "corrupt")
+    if img.format in ("JPEG", "MPO") and _jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
+        raise ImageError(f"This JPEG has more than {MAX_JPEG_SCANS} scans, far more than any camera "
+                         "or editor writes, and was refused as damaged.", "corrupt")
+    if len(data) > MAX_PYTHON_DECODED_BYTES and any(tile[0] in Image.DECODERS for tile in img.tile):
+        raise ImageError(f"{img.format} files compressed this way are only read up to "
+                         f"{MAX_PYTHON_DECODED_BYTES >> 20} MB; send a JPEG, PNG or WebP.", "unsupported")
     if width * height > max_pixels:
         raise ImageError(f"This picture is too large ({width}x{height}); the limit is "
                          f"{max_pixels / 1e6:g} megapixels.", "too_large")
     return img
+
+
+def _jpeg_scans(data: bytes, stop_after: int) -> int:
+    """How many scans (SOS segments) the JPEG's own segments hold, counting up to stop_after + 1.
+
+    Walks marker by marker, stepping over each segment by its length (so an
+    EXIF thumbnail's scans are not counted) and over entropy-coded data, where
+    0xFF is followed by a stuffed 0x00 or a restart marker.
+    """
+    pos, scans = 2, 0  # after SOI
+    while scans <= stop_after:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            break
+        marker = data[pos + 1]
+        if marker in (0x00, 0x01, 0xFF) or 0xD0 <= marker <= 0xD7:
+            pos += 1  # stuffed byte, fill byte, or a marker without a length
+            continue
+        if marker == 0xD9:  # EOI
+            break
+        scans += marker == 0xDA
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return scans
 
 
 def _unreadable(data: bytes) -> ImageError:
@@ -193,15 +214,55 @@ def _bomb_error() -> ImageError:
 
 
 @contextmanager
-def _bomb_warnings_as_errors():
-    """Pillow only warns between its limit and twice its limit; refuse those too.
+def _door(damaged: str):
+    """The one place where everything that can go wrong with a file becomes an ImageError.
 
-    catch_warnings changes the process-wide filters while it lasts, so another
-    thread may briefly share the stricter filter; that is harmless here.
+    Pillow's decoders fail on bad data with nearly any exception type
+    (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError,
+    TypeError, ZeroDivisionError, struct.error, RuntimeError from the AVIF
+    and WebP bindings, and more in new versions), so anything raised inside
+    Pillow's own code counts as a damaged file. An exception raised in our
+    code is a bug and goes on unchanged.
+
+    Pillow only warns between its pixel limit and twice it; the warning is
+    made an error here. catch_warnings changes the process-wide filters while
+    it lasts, so another thread may briefly share the stricter filter; that is
+    harmless here.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except ImageError:
+        raise
+    except _BOMB as exc:
+        raise _bomb_error() from exc
+    except MemoryError as exc:
+        raise ImageError("This picture is too large to open.", "too_large") from exc
+    except Exception as exc:  # noqa: BLE001 - sorted by _raised_in_pillow
+        if not _raised_in_pillow(exc):
+            raise
+        raise ImageError(damaged, "corrupt") from exc
+
+
+@contextmanager
+def _optional():
+    """For extras such as the EXIF rotation: a failure inside Pillow only skips the extra."""
+    try:
         yield
+    except Exception as exc:  # noqa: BLE001 - sorted by _raised_in_pillow
+        if not _raised_in_pillow(exc):
+            raise
+
+
+def _raised_in_pillow(exc: BaseException) -> bool:
+    """Whether the innermost frame of the traceback is Pillow's (or C code it called)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PILLOW_DIR)
 
 
 def _fitted_size(size: tuple[int, int], max_side: int) -> tuple[tuple[int, int], bool]:

@@ -216,3 +216,39 @@ def test_encode_png_round_trips():
     img = noise(mode="RGBA")
     back = imageio.load_image(imageio.encode_png(img))
     assert back.mode == "RGBA" and back.tobytes() == img.tobytes()
+
+
+def test_progressive_jpeg_with_a_flood_of_scans_is_refused_fast():
+    # Each scan is a full pass over the picture for libjpeg: a few bytes per scan, seconds each.
+    import time
+    data = saved(Image.linear_gradient("L").resize((2000, 2000)), "JPEG", progressive=True)
+    assert imageio.load_image(data).size == (2000, 2000)
+    last_scan = data[data.rindex(b"\xff\xda"):-2]
+    flood = data[:-2] + last_scan * 200 + data[-2:]
+    began = time.monotonic()
+    assert error_code(flood) == "corrupt"
+    assert time.monotonic() - began < 1
+
+
+def test_exif_thumbnail_scans_are_not_counted():
+    from nets.imageio import _jpeg_scans
+    thumbnail = saved(Image.new("RGB", (8, 8), "red"), "JPEG", progressive=True)
+    app1 = b"Exif\0\0" + thumbnail * 20  # 200 scans inside one APP1 segment
+    segment = b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1
+    photo = saved(Image.new("RGB", (16, 16), "blue"), "JPEG")
+    assert _jpeg_scans(photo[:2] + segment + photo[2:], 100) == 1
+
+
+def rle8_bmp(side: int, runs: bytes) -> bytes:
+    """A run-length BMP (Pillow decodes these in Python): `runs` are (count, colour) pairs."""
+    pixels = runs + b"\x00\x01"  # end of picture
+    palette = bytes(range(256)) * 4
+    offset = 14 + 40 + len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, side, side, 1, 8, 1, len(pixels), 2835, 2835, 256, 0)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + palette + pixels
+
+
+def test_run_length_bmp_loads_when_small_and_is_refused_when_slow():
+    row = b"\x0a\x07" + b"\x00\x00"  # ten pixels of colour 7, end of line
+    assert imageio.load_image(rle8_bmp(10, row * 10)).size == (10, 10)
+    assert error_code(rle8_bmp(2000, b"\x01\x07" * 1_500_000)) == "unsupported"
