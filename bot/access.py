@@ -33,6 +33,7 @@ from bot.watch import JobWatch
 log = logging.getLogger(__name__)
 
 HOUR_S = 3600.0
+PRUNE_OVER = 1_000      # users with hourly records before the ones older than an hour are dropped
 REFUSED_KEPT = 10_000   # strangers remembered as already refused; a flood of new ones cannot grow it further
 
 
@@ -67,7 +68,7 @@ class AllowList(BaseMiddleware):
     async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
                        event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is None or user.is_bot or self.allows(user):
+        if user is None or self.allows(user):
             return await handler(event, data)
         first_time = user.id not in self._refused
         self._refused[user.id] = None
@@ -130,4 +131,8 @@ class HourlyLimit(JobWatch):
 
     def opened(self, delivery) -> None:
         if self.per_hour and not self.settings.is_admin(delivery.job.user_id):
-            self._started.setdefault(delivery.job.user_id, deque()).append(self.clock())
+            now = self.clock()
+            self._started.setdefault(delivery.job.user_id, deque()).append(now)
+            if len(self._started) > PRUNE_OVER:
+                # Users who have not been back within the hour need no record.
+                self._started = {user: s for user, s in self._started.items() if s and s[-1] > now - HOUR_S}
