@@ -46,16 +46,28 @@ class JobLedger(JobWatch):
         self._records: dict[str, dict] = {}       # this process's jobs in flight
         self._inherited = False                   # the old process's records are dealt with
         self._changed = asyncio.Event()
+        self._writing = asyncio.Lock()            # one write at a time, each of the records as they are then
         self._writer: asyncio.Task | None = None
         link.on_recovery(self._catch_up)
 
     # -- the messenger's side -------------------------------------------------
 
-    def opened(self, delivery) -> None:
+    async def accepted(self, delivery) -> None:
+        # Stored before the user sees the status message, so no kill can come between the two.
         job = delivery.job
         self._records[job.id] = {"user_id": job.user_id, "chat_id": job.chat_id, "locale": delivery.locale,
-                                 "op": job.op, "status_message_id": delivery.status_message_id}
-        self._changed.set()
+                                 "op": job.op, "status_message_id": None}
+        if self._inherited:
+            try:
+                await self._write()
+            except RedisDown:
+                pass          # _catch_up writes the whole ledger once Redis is back
+
+    def opened(self, delivery) -> None:
+        record = self._records.get(delivery.job.id)
+        if record is not None:
+            record["status_message_id"] = delivery.status_message_id   # the lost-job message answers it
+            self._changed.set()
 
     def closed(self, delivery) -> None:
         if self._records.pop(delivery.job.id, None) is not None:
@@ -114,16 +126,17 @@ class JobLedger(JobWatch):
 
     async def _write(self, *, now: bool = False) -> None:
         """The hash, replaced by this process's records; now: even while Redis counts as down."""
-        records = {job_id: json.dumps(record) for job_id, record in self._records.items()}
+        async with self._writing:
+            records = {job_id: json.dumps(record) for job_id, record in self._records.items()}
 
-        async def replace(redis):
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.delete(LEDGER_KEY)
-                if records:
-                    pipe.hset(LEDGER_KEY, mapping=records)
-                return await pipe.execute()
+            async def replace(redis):
+                async with redis.pipeline(transaction=True) as pipe:
+                    pipe.delete(LEDGER_KEY)
+                    if records:
+                        pipe.hset(LEDGER_KEY, mapping=records)
+                    return await pipe.execute()
 
-        await (self.link.attempt if now else self.link.run)(replace)
+            await (self.link.attempt if now else self.link.run)(replace)
 
     async def _write_when_changed(self) -> None:
         while True:

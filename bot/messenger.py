@@ -108,6 +108,7 @@ class JobMessenger:
                 await message.answer(_("I'm very busy right now and can't take more work. "
                                        "Please try again in a few minutes."))
                 return False
+            await self.watch.accepted(delivery)
             if not delivery.status_text:
                 delivery.status_text = queued_text(ahead)
             status = await message.answer(delivery.status_text)

@@ -23,8 +23,11 @@ class JobWatch:
     def refused(self, job: Job, why: str) -> None:
         """The queue turned the job away: why is busy (the user's own job) or full."""
 
+    async def accepted(self, delivery: Delivery) -> None:
+        """The queue took the job; its status message is posted next (the ledger waits for Redis here)."""
+
     def opened(self, delivery: Delivery) -> None:
-        """The job is queued and its status message posted."""
+        """The job's status message is posted."""
 
     def event(self, event) -> None:
         """Every event the queue sends about one of the messenger's jobs (bot.jobs.Job*)."""
@@ -51,6 +54,10 @@ class Watchers(JobWatch):
     def refused(self, job, why) -> None:
         for watcher in self.watchers:
             watcher.refused(job, why)
+
+    async def accepted(self, delivery) -> None:
+        for watcher in self.watchers:
+            await watcher.accepted(delivery)
 
     def opened(self, delivery) -> None:
         for watcher in self.watchers:

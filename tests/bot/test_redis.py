@@ -3,6 +3,7 @@
 Each test starts its own redis-server (tests/redis_server.py) on a free port
 in a temporary folder, and skips with the reason where none can start.
 """
+import json
 import os
 import re
 import signal
@@ -48,6 +49,15 @@ def choose_russian(fake_tg, user):
     fake_tg.wait_for(chat_id=user.id, text="по-русски", after=press)
 
 
+def eventually(condition, timeout=5.0) -> bool:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def wait_log(process, text, timeout=15.0, times=1):
     """Wait until text is in the log `times` times."""
     end = time.monotonic() + timeout
@@ -85,7 +95,11 @@ def test_a_job_lost_to_sigkill_is_announced_after_the_restart(fake_tg, start_bot
     fake_tg.wait_for(chat_id=boris.id, text="для увеличения", after=sent)
     sent = fake_tg.send_photo(boris, picture((160, 120), seed=4))
     status = fake_tg.wait_for(chat_id=boris.id, text=STATUS, after=sent)
-    assert redis_server.command("HLEN", "stylebot:jobs") == 1
+    # Recorded before the status message went out; the status message's id follows a moment later.
+    records = redis_server.command("HVALS", "stylebot:jobs")
+    assert len(records) == 1 and json.loads(records[0])["op"] == "upscale"
+    assert eventually(lambda: [json.loads(r)["status_message_id"] for r in redis_server.command(
+        "HVALS", "stylebot:jobs")] == [status.message_id])
 
     os.killpg(bot.proc.pid, signal.SIGKILL)     # the bot and its worker, as the OOM killer or docker kill would
     bot.proc.wait(10)
