@@ -16,7 +16,9 @@ router = Router(name="stats")
 
 
 def from_operator(message: Message, settings: Settings) -> bool:
-    return message.from_user is not None and settings.is_admin(message.from_user.id)
+    # ADMIN_CHAT_ID is the operator's own id, or a group of theirs.
+    return settings.is_admin(message.chat.id) or (message.from_user is not None
+                                                  and settings.is_admin(message.from_user.id))
 
 
 @router.message(Command("stats"), from_operator)

@@ -3,6 +3,7 @@
 Each test starts its own redis-server (tests/redis_server.py) on a free port
 in a temporary folder, and skips with the reason where none can start.
 """
+import asyncio
 import json
 import os
 import re
@@ -10,7 +11,9 @@ import signal
 import time
 
 import pytest
+from aiogram.fsm.storage.base import StorageKey
 
+from bot.storage import RedisLink, ResilientStorage
 from tests.bot.pictures import picture
 from tests.redis_server import RedisServer, RedisUnavailable
 
@@ -193,3 +196,68 @@ def test_hourly_limit_and_stats_that_outlive_a_restart(fake_tg, start_bot, redis
     text = stats_text()
     assert "translate: 1 / 0 / 0 / 0" in text and "upscale: 2 / 0 / 0 / 1" in text, text
     assert refused_calls(fake_tg) == []
+
+
+def test_a_bot_that_starts_before_redis_catches_up_when_it_comes(fake_tg, start_bot, redis_server):
+    """As after a host reboot: the bot is up before Redis is; lost jobs are announced once it answers."""
+    carla = fake_tg.add_user(first_name="Carla", language_code="en")
+    bot = start_bot()
+    sent = fake_tg.send_text(carla, "/upscale")
+    fake_tg.wait_for(chat_id=carla.id, text="upscale", after=sent)
+    sent = fake_tg.send_photo(carla, picture((160, 120), seed=9))
+    fake_tg.wait_for(chat_id=carla.id, text=STATUS, after=sent)
+    os.killpg(bot.proc.pid, signal.SIGKILL)
+    bot.proc.wait(10)
+
+    redis_server.stop()
+    mark = fake_tg.mark()
+    bot = start_bot()
+    sent = fake_tg.send_text(carla, "/help")
+    fake_tg.wait_for(chat_id=carla.id, text="Here is what I can do", after=sent)
+    assert not any("send the picture again" in (m.text or "") for m in fake_tg.messages(carla.id))
+
+    redis_server.start()
+    fake_tg.wait_for(chat_id=carla.id, text="send the picture again", after=mark, timeout=20)
+    wait_log(bot, "Redis is back")
+    assert redis_server.command("HLEN", "stylebot:jobs") == 0
+    assert refused_calls(fake_tg) == []
+
+
+def test_what_changed_while_redis_was_away_is_written_back(redis_server):
+    """The storage alone: a profile merged (the language stays), a dialog replaced, a /reset kept."""
+    asyncio.run(write_back_round(redis_server))
+
+
+async def write_back_round(server):
+    link = RedisLink(server.url, probe_interval=0.2)
+    storage = ResilientStorage(link)
+    profile = StorageKey(bot_id=1, chat_id=5, user_id=5, destiny="profile")
+    dialog = StorageKey(bot_id=1, chat_id=5, user_id=5)
+    other = StorageKey(bot_id=1, chat_id=6, user_id=6, destiny="profile")
+    await storage.set_data(profile, {"locale": "ru"})
+    await storage.set_state(dialog, "StyleDialog:waiting_style")
+    await storage.set_data(dialog, {"options": {"mode": "lite"}})
+    await storage.set_data(other, {"locale": "ru"})
+
+    server.stop()
+    await storage.set_data(profile, {"results": {"job": {"result": {"file_id": "F", "unique_id": "U"}}}})
+    await storage.set_state(dialog, "UpscaleDialog:waiting_picture")
+    await storage.set_data(dialog, {})
+    await storage.set_data(other, {})                      # /reset while Redis was away
+    assert not link.up
+    assert await storage.get_state(dialog) == "UpscaleDialog:waiting_picture"   # from memory meanwhile
+
+    server.start()
+    for _ in range(100):
+        if link.up:
+            break
+        await asyncio.sleep(0.1)
+    assert link.up
+    assert await storage.get_data(profile) == {"locale": "ru", "results": {"job": {"result": {"file_id": "F",
+                                                                                             "unique_id": "U"}}}}
+    assert await storage.get_state(dialog) == "UpscaleDialog:waiting_picture"
+    assert await storage.get_data(dialog) == {}
+    assert await storage.get_data(other) == {}
+    assert server.command("TTL", "stylebot:5:5:default:state") > 0       # dialogs expire, profiles do not
+    assert server.command("TTL", "stylebot:5:5:profile:data") == -1
+    await link.close()
