@@ -97,6 +97,7 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
                         "threads": max(1, available_cpus() // settings.job_workers)},
         workers=settings.job_workers, max_queue=settings.max_queue, time_limit_s=settings.job_time_limit_s,
         on_event=messenger.on_event)
+
     # The operator's side: counters for /stats, the hourly limit, and (with Redis) the job ledger.
     stats = Stats(redis_link)
     limit = HourlyLimit(settings, on_refusal=lambda op: stats.count(op, "refused"))
