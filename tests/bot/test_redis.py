@@ -131,7 +131,7 @@ def test_redis_away_then_back_while_users_talk(fake_tg, start_bot, redis_server)
     assert time.monotonic() - started < 6
     wait_log(bot, "Redis is not answering")
     redis_server.thaw()
-    wait_log(bot, "Redis is back")
+    wait_log(bot, "Redis is back; state is kept there again")
 
     # Gone: the port refuses. The bot keeps talking (in memory, so in the Telegram app's language).
     redis_server.stop()
@@ -141,7 +141,7 @@ def test_redis_away_then_back_while_users_talk(fake_tg, start_bot, redis_server)
     fake_tg.wait_for(chat_id=alice.id, text=re.compile("upscale|увеличения"), after=sent)
 
     redis_server.start()
-    wait_log(bot, "Redis is back", timeout=20, times=2)
+    wait_log(bot, "Redis is back; state is kept there again", timeout=20, times=2)
     # The language chosen before is still there, and the dialog begun meanwhile was written back.
     sent = fake_tg.send_text(alice, "/help")
     fake_tg.wait_for(chat_id=alice.id, text="Вот что я умею", after=sent)
@@ -218,7 +218,7 @@ def test_a_bot_that_starts_before_redis_catches_up_when_it_comes(fake_tg, start_
 
     redis_server.start()
     fake_tg.wait_for(chat_id=carla.id, text="send the picture again", after=mark, timeout=20)
-    wait_log(bot, "Redis is back")
+    wait_log(bot, "Redis is back; state is kept there again")
     assert redis_server.command("HLEN", "stylebot:jobs") == 0
     assert refused_calls(fake_tg) == []
 
