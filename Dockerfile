@@ -157,10 +157,12 @@ RUN env -u PYTHONDONTWRITEBYTECODE python -c "$IMAGE_CHECK"
 USER 10001:10001
 RUN python -c "$IMAGE_CHECK"
 
-# Healthy while the bot (PID 1) has a live job worker: a child started by
-# multiprocessing's spawn. The bot replaces a dead worker within seconds, so
-# three failed checks in a row mean it could not. Telegram is not called.
+# Healthy while the bot's event loop answers (it rewrites a heartbeat file
+# every 5 s; older than 30 s means the loop is stuck) and the bot has a live
+# job worker, a child started by multiprocessing's spawn (a dead one is
+# replaced within seconds). Three failed checks in a row: unhealthy. Reads
+# /proc and the heartbeat only; Telegram is not called (bot/health.py).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, sys\ndef worker(pid):\n    try:\n        state, ppid = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[:2]\n        return ppid == '1' and state not in 'ZX' and b'spawn_main' in open(f'/proc/{pid}/cmdline', 'rb').read()\n    except OSError:\n        return False\nsys.exit(0 if any(worker(p) for p in os.listdir('/proc') if p.isdigit()) else 1)"]
+    CMD ["python", "-m", "bot.health"]
 
 CMD ["python", "-m", "bot"]

@@ -18,21 +18,27 @@ from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, TelegramObject, User
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
+from bot.access import AllowList, HourlyLimit
 from bot.handlers import routers
+from bot.handlers import stats as stats_command
+from bot.health import Heartbeat
 from bot.i18n import LANGUAGES, UserLocaleMiddleware, make_i18n
 from bot.jobs import JobQueue
+from bot.ledger import JobLedger
 from bot.messenger import JobMessenger
 from bot.pictures import PictureStore
 from bot.presets import Presets, load_paintings
 from bot.retry import RetryRequests
 from bot.settings import Settings
+from bot.stats import Stats
+from bot.storage import build_storage
+from bot.watch import Watchers
 from nets.cpus import available_cpus
 
 log = logging.getLogger(__name__)
@@ -78,7 +84,7 @@ def build_bot(settings: Settings) -> Bot:
 
 
 def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
-    storage = MemoryStorage()
+    storage, redis_link = build_storage(settings.redis_url)
     dp = Dispatcher(storage=storage)
     pictures = PictureStore(max_side_hint=settings.max_side)
     presets = Presets(load_paintings(settings.presets_dir))
@@ -92,14 +98,28 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
         workers=settings.job_workers, max_queue=settings.max_queue, time_limit_s=settings.job_time_limit_s,
         on_event=messenger.on_event)
 
+    # The operator's side: counters for /stats, the hourly limit, and (with Redis) the job ledger.
+    stats = Stats(redis_link)
+    limit = HourlyLimit(settings, on_refusal=lambda op: stats.count(op, "refused"))
+    ledger = JobLedger(redis_link, bot, i18n) if redis_link is not None else None
+    messenger.watch = Watchers(*(w for w in (ledger, stats, limit) if w is not None))
+    heartbeat = Heartbeat(settings.heartbeat_file)
+
+    dp.update.outer_middleware(AllowList(settings, i18n, on_refusal=stats.stranger_refused))
     dp.update.outer_middleware(OneUpdateAtATime())
     UserLocaleMiddleware(i18n).setup(dp)
-    dp.include_routers(*routers())
+    dp.include_routers(stats_command.router, *routers())
     dp.workflow_data.update(settings=settings, messenger=messenger, pictures=pictures,
-                            presets=presets)
+                            presets=presets, stats=stats, redis_link=redis_link)
 
     @dp.startup()
     async def on_startup(bot: Bot) -> None:
+        heartbeat.start()
+        if redis_link is not None:
+            log.info("dialogs and languages are kept in Redis")
+        await stats.start()
+        if ledger is not None:
+            await ledger.start()
         await messenger.queue.start()
         await publish_commands(bot, i18n)
         if settings.use_webhook:
@@ -114,6 +134,12 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
     async def on_shutdown() -> None:
         dropped = await messenger.queue.stop(timeout=QUEUE_STOP_TIMEOUT_S)
         await messenger.tell_about_shutdown(dropped)
+        if ledger is not None:
+            await ledger.stop()
+        await stats.stop()
+        if redis_link is not None:
+            await redis_link.close()
+        heartbeat.stop()
         pictures.close()
         log.info("stylebot stopped; %d unfinished job(s) dropped", len(dropped))
 

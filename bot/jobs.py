@@ -203,6 +203,14 @@ class JobQueue:
         """Device and precision of each worker that is up and ready."""
         return [w.about for w in self._workers if w is not None and w.ready and not w.retired]
 
+    def waiting(self) -> int:
+        """How many jobs wait for a worker now."""
+        return len(self._waiting)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the workers alive now, ready or still starting."""
+        return [w.process.pid for w in self._workers if w is not None and not w.retired and w.process.is_alive()]
+
     def position(self, job_id: str) -> int | None:
         for number, job in enumerate(self._waiting, start=1):
             if job.id == job_id:

@@ -30,6 +30,7 @@ from bot.i18n import profile_for
 from bot.jobs import Job, JobDone, JobFailed, JobProgress, JobQueue, JobQueued, JobStarted, QueueFull, UserBusy
 from bot.keyboards import result_menu
 from bot.pictures import Picture, PictureRef, PictureStore
+from bot.watch import JobWatch
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class JobMessenger:
         self.pictures = pictures
         self.can_preview = can_preview   # there are preset paintings to preview a result's photo in
         self.queue: JobQueue | None = None   # set once the queue exists: it calls on_event
+        self.watch = JobWatch()   # the ledger, the counters, the hourly limit (bot.watch)
         self._deliveries: dict[str, Delivery] = {}
 
     # -- the handlers' side ---------------------------------------------------
@@ -86,6 +88,8 @@ class JobMessenger:
                      menu: Callable[[str], InlineKeyboardMarkup] | None = None,
                      remember: dict | None = None) -> bool:
         """Queue the job and post its status message; on refusal tell the user why."""
+        if not await self.watch.admit(message, job):
+            return False
         delivery = Delivery(job=job, locale=self.i18n.current_locale, as_document=as_document, source=source,
                             describe_result=describe_result, menu=menu, remember=remember)
         # Registered before submit: the queue may report on the job at once.
@@ -95,19 +99,23 @@ class JobMessenger:
                 ahead = self.queue.submit(job)
             except UserBusy:
                 del self._deliveries[job.id]
+                self.watch.refused(job, "busy")
                 await message.answer(please_wait_text())
                 return False
             except QueueFull:
                 del self._deliveries[job.id]
+                self.watch.refused(job, "full")
                 await message.answer(_("I'm very busy right now and can't take more work. "
                                        "Please try again in a few minutes."))
                 return False
+            await self.watch.accepted(delivery)
             if not delivery.status_text:
                 delivery.status_text = queued_text(ahead)
             status = await message.answer(delivery.status_text)
             delivery.status_message_id = status.message_id
             delivery.shown_text = delivery.status_text
             delivery.last_edit = time.monotonic()
+            self.watch.opened(delivery)
         return True
 
     async def cancel(self, user_id: int) -> bool:
@@ -123,6 +131,7 @@ class JobMessenger:
             if delivery.finished:
                 return False   # the result (or an apology) already went out
             self._close(delivery)
+            self.watch.cancelled(delivery.job)
             await self._delete_status(delivery)
         return True
 
@@ -152,6 +161,7 @@ class JobMessenger:
         delivery = self._deliveries.get(event.job.id)
         if delivery is None:
             return
+        self.watch.event(event)
         async with delivery.lock:
             if delivery.finished:
                 return
@@ -293,6 +303,8 @@ class JobMessenger:
             await self._safely(self.bot.send_chat_action(delivery.job.chat_id, action))
 
     def _close(self, delivery: Delivery) -> None:
+        if not delivery.finished:
+            self.watch.closed(delivery)
         delivery.finished = True
         self._stop_flush(delivery)
         self._deliveries.pop(delivery.job.id, None)

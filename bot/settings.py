@@ -24,6 +24,12 @@ TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 DEVICES = ("auto", "cpu", "cuda")
 FAST_STYLES = ("lite", "adain")   # nets.engine.FAST_STYLES; the bot never imports the engine
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+USERNAME_PATTERN = re.compile(r"^@?([A-Za-z0-9_]{1,32})$")
+# Per user and hour. A quality picture keeps a 2-core host's one worker busy
+# for about three minutes, so 20 of them is an hour of the host; fast jobs
+# take seconds, and nobody plays with the bot for long at 20 an hour.
+DEFAULT_JOBS_PER_HOUR = 20
 
 
 class SettingsError(ValueError):
@@ -53,6 +59,13 @@ class Settings:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     port: int = 8080
+    redis_url: str | None = None            # REDIS_URL; None: state in memory, as before
+    allowed_users: frozenset | None = None  # ALLOWED_USERS: ids (int) and lower-case usernames; None: all
+    jobs_per_hour: int = DEFAULT_JOBS_PER_HOUR   # JOBS_PER_HOUR; 0: no limit
+    heartbeat_file: Path = Path("/tmp/stylebot-heartbeat")   # HEARTBEAT_FILE, for the health check
+
+    def is_admin(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id == self.admin_chat_id
 
     @property
     def default_fast_style(self) -> str:
@@ -105,6 +118,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         webhook_url=_webhook_url(env.text("WEBHOOK_URL")),
         webhook_secret=_webhook_secret(env.text("WEBHOOK_SECRET")),
         port=env.integer("PORT", default=8080, minimum=1, maximum=65535),
+        redis_url=_redis_url(env.text("REDIS_URL")),
+        allowed_users=_allowed_users(env.text("ALLOWED_USERS")),
+        jobs_per_hour=env.integer("JOBS_PER_HOUR", default=DEFAULT_JOBS_PER_HOUR, minimum=0),
+        heartbeat_file=Path(env.text("HEARTBEAT_FILE") or "/tmp/stylebot-heartbeat"),
     )
 
 
@@ -175,3 +192,27 @@ def _webhook_secret(raw: str | None) -> str | None:
     if raw is not None and not SECRET_PATTERN.match(raw):
         raise SettingsError("WEBHOOK_SECRET may hold only letters, digits, _ and -, at most 256 of them")
     return raw
+
+
+def _redis_url(raw: str | None) -> str | None:
+    if raw is not None and urlsplit(raw).scheme not in REDIS_SCHEMES:
+        # The URL may hold a password: name the scheme only.
+        raise SettingsError("REDIS_URL must look like redis://host:6379/0 (or rediss://, unix://), "
+                            f"got a URL starting {urlsplit(raw).scheme or raw[:8]!r}")
+    return raw
+
+
+def _allowed_users(raw: str | None) -> frozenset | None:
+    """"123456, @alice bob": numeric user ids and usernames (with or without @), any case."""
+    if raw is None:
+        return None
+    allowed: set[int | str] = set()
+    for item in re.split(r"[,\s]+", raw.strip()):
+        if item.lstrip("-").isdigit():
+            allowed.add(int(item))
+        elif match := USERNAME_PATTERN.match(item):
+            allowed.add(match.group(1).lower())
+        else:
+            raise SettingsError(f"ALLOWED_USERS holds {item!r}: expected numeric user ids and @usernames, "
+                                "separated by commas or spaces")
+    return frozenset(allowed)

@@ -60,10 +60,15 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import aiogram, aiohttp, babel.support, dotenv, numpy, safetensors.torch, PIL.Image, PIL.ImageCms
 
 PIL.Image.init()
-optional = {"aiogram.fsm.storage.mongo", "aiogram.fsm.storage.pymongo", "aiogram.fsm.storage.redis",
+optional = {"aiogram.fsm.storage.mongo", "aiogram.fsm.storage.pymongo",
             "aiogram.utils.web_app_signature"}  # their extra dependencies are not installed
 for module in pkgutil.walk_packages(aiogram.__path__, "aiogram."):
     if module.name not in optional:
+        importlib.import_module(module.name)
+# REDIS_URL (bot/storage.py): every module of redis-py but those needing extras we do not install.
+import redis
+for module in pkgutil.walk_packages(redis.__path__, "redis."):
+    if not module.name.startswith(("redis.multidb", "redis.asyncio.multidb", "redis.ocsp")):
         importlib.import_module(module.name)
 
 net = nn.Sequential(
