@@ -49,13 +49,14 @@ class Result:
 class Engine:
     def __init__(self, weights_dir: str | Path, *, device: str = "auto", max_side: int | None = 1024,
                  threads: int | None = None, cache_bytes: int = 2_000_000_000, fast_style: str | None = None,
-                 precision: str = "auto"):
+                 precision: str = "auto", gpu_slot: int = 0):
         """max_side: the longest side any op works at (None: no limit); each
         call may override it. threads: torch's CPU threads for this process.
         fast_style: the model `stylize` uses when not told, lite or adain
         (None: lite on the CPU, adain on CUDA). precision: on a CPU, fp32,
-        bf16, or auto (bf16 where the processor computes it natively)."""
-        self.device = resolve_device(device)
+        bf16, or auto (bf16 where the processor computes it natively).
+        gpu_slot: this worker's number; workers take the usable GPUs in turn."""
+        self.device = resolve_device(device, gpu_slot)
         self.precision, self.precision_reason = precisions.choose(precision, self.device.type)
         log.info("precision %s: %s", self.precision, self.precision_reason)
         self.dtype = dtype_for(self.device, self.precision)
