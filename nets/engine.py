@@ -106,9 +106,8 @@ class Engine:
                         strength: float = 1.0, preserve_colors: bool = False, max_side: int | None = None,
                         progress: Progress | None = None, cancel: CancelFlag | None = None) -> Result:
         """Gatys style transfer: `steps` L-BFGS steps starting from the fast result."""
-        # bfloat16's 8-bit mantissa would blur the gradient L-BFGS's line search
-        # compares; on a CPU the whole optimisation stays float32.
-        dtype = self._cpu_float32()
+        # float32 on every device (nets/style_quality.py says why not float16 or bfloat16).
+        dtype = style_quality.OPTIMISE_DTYPE
         return self._run(content, max_side, lambda picture: style_quality.stylize_quality(
             self.models.get(VGG, dtype), self.models.get(DECODER, dtype), picture, style, steps=steps,
             strength=strength,
