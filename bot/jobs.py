@@ -203,6 +203,12 @@ class JobQueue:
         """Device and precision of each worker that is up and ready."""
         return [w.about for w in self._workers if w is not None and w.ready and not w.retired]
 
+    def limit(self, name: str, default: int) -> int:
+        """A device limit (bot/device_limits.py: max_side, quality_steps, quality_max_side) as the
+        workers apply it: the smallest among the ready ones; `default` before any is ready."""
+        values = [about[name] for about in self.workers_about() if name in about]
+        return min(values) if values else default
+
     def position(self, job_id: str) -> int | None:
         for number, job in enumerate(self._waiting, start=1):
             if job.id == job_id:
