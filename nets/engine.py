@@ -15,8 +15,9 @@ from PIL import Image
 from torch import nn
 
 from nets import precision as precisions
-from nets import sheet, style_fast, style_lite, style_quality, translate as translation, upscale as upscaling
+from nets import gpu, sheet, style_fast, style_lite, style_quality, translate as translation, upscale as upscaling
 from nets.device import dtype_for, resolve_device, set_threads
+from nets.errors import OutOfMemory
 from nets.imageio import fit_within
 from nets.steps import CancelFlag, Progress
 from nets.weights import ModelCache
@@ -63,7 +64,7 @@ class Engine:
         set_threads(threads)
         self.max_side = max_side
         self.fast_style = _fast_style(fast_style or default_fast_style(self.device.type))
-        self.models = ModelCache(weights_dir, self.device, self.dtype, cache_bytes)
+        self.models = ModelCache(weights_dir, self.device, self.dtype, gpu.model_budget(self.device, cache_bytes))
         self._style_stats = style_fast.StyleCache()
         self._style_vectors = style_fast.StyleCache()
 
@@ -148,7 +149,14 @@ class Engine:
              op: Callable[[Image.Image], Image.Image]) -> Result:
         started = time.perf_counter()
         fitted, downsized = fit_within(image, self.max_side if max_side is None else max_side)
-        return Result(op(fitted), downsized, time.perf_counter() - started)
+        try:
+            painted = op(fitted)
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            # The job's tensors are gone once this frame unwinds; the worker gives the cached blocks back.
+            log.warning("out of memory on %s at %dx%d: %s", self.device, *fitted.size, str(exc).split("\n")[0])
+            raise OutOfMemory(f"There was not enough memory to work on a {fitted.width}x{fitted.height} picture; "
+                              "a smaller picture would fit.") from None
+        return Result(painted, downsized, time.perf_counter() - started)
 
 
 def _fast_style(name: str) -> str:

@@ -171,3 +171,22 @@ def choose(name: str, facts: CudaFacts, slot: int = 0) -> tuple[str, str]:
     if kind == "cuda":
         raise NetsError(f"DEVICE={name} was asked for, but {problem}.", code="device")
     return "cpu", f"no usable GPU: {problem}"
+
+
+# The share of a GPU's memory the model cache may fill; the rest is for a job's
+# activations, which at 2048 px are several times the models' own size.
+MODEL_SHARE = 0.25
+
+
+def model_budget(device, cache_bytes: int) -> int:
+    """The model cache's budget on `device`: cache_bytes, but on a GPU at most
+    MODEL_SHARE of its memory, so a small card keeps room to compute."""
+    if str(device).partition(":")[0] != "cuda":
+        return cache_bytes
+    return min(cache_bytes, int(total_memory(device) * MODEL_SHARE))
+
+
+def total_memory(device) -> int:
+    import torch
+
+    return torch.cuda.get_device_properties(device).total_memory
