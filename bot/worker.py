@@ -109,7 +109,7 @@ def _limits(engine, limits_by_device: dict | None) -> device_limits.DeviceLimits
     """The limits of the device the engine got, set on it and logged; None without an engine or limits."""
     if engine is None or limits_by_device is None:
         return None
-    limits = device_limits.for_device(engine.device, limits_by_device)
+    limits = device_limits.for_device(getattr(engine, "device", "cpu"), limits_by_device)
     engine.max_side = limits.max_side
     log.info("limits for %s: pictures up to %d px, quality mode %d steps up to %d px", engine.device,
              limits.max_side, limits.quality_steps, limits.quality_max_side)
