@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nets.errors import NetsError
 
@@ -39,7 +39,7 @@ class CudaFacts:
     device_count: int = 0
     capabilities: tuple[tuple[int, int], ...] = ()   # per device: (major, minor)
     names: tuple[str, ...] = ()
-    arch_list: tuple[str, ...] = field(default=())  # torch.cuda.get_arch_list(): sm_75 ... compute_120
+    arch_list: tuple[str, ...] = ()  # torch.cuda.get_arch_list(): sm_75 ... compute_120
 
 
 def cuda_version_number(text: str) -> int:

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OPS = ("style lite", "style adain", "quality", "cyclegan monet", "upscale general", "upscale x4plus", "upscale anime")
 
 
+@pytest.mark.slow
 def test_the_dry_run_checks_every_op_and_quality_modes_gradient(weights_dir, tmp_path):
     report = tmp_path / "report.json"
     done = subprocess.run([sys.executable, "scripts/gpu_check.py", "--dry-run", "--weights", str(weights_dir),

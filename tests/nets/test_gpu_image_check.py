@@ -35,6 +35,7 @@ def test_a_library_that_does_not_load_is_named(tmp_path):
         image_check.load_nvidia_libraries(tmp_path)
 
 
+@pytest.mark.slow
 def test_the_engine_check_passes_on_the_cpu(weights_dir, tmp_path):
     presets = tmp_path / "presets"
     subprocess.run([sys.executable, "scripts/make_presets.py", "--synthetic", "--dest", str(presets)],

@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from nets import style_quality
-from nets.device import image_to_tensor
 from nets.engine import VGG, Engine
 from nets.steps import Steps
 from nets.weights import load_model
