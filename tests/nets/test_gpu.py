@@ -131,3 +131,32 @@ def test_the_cli_accepts_cuda_n_and_rejects_the_rest(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(["upscale", "in.png", "-o", "out.png", "--device", wrong])
     assert "is not auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+
+
+def test_query_gathers_what_torch_and_the_driver_say(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(gpu, "driver_cuda_version", lambda: (13000, None))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: [(8, 0), (6, 1)][i])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: ["NVIDIA A100", "GeForce GTX 1080"][i])
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: list(CUDA13_ARCHS))
+    found = gpu.query()
+    assert found == gpu.CudaFacts("13.0", 13000, None, 2, ((8, 0), (6, 1)), ("NVIDIA A100", "GeForce GTX 1080"),
+                                  CUDA13_ARCHS)
+    assert [gpu.choose("auto", found, slot)[0] for slot in (0, 1)] == ["cuda:0", "cuda:0"]
+
+
+def test_query_with_a_driver_too_old_still_says_which(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(gpu, "driver_cuda_version", lambda: (12020, None))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)   # what torch says then, without a reason
+    assert "driver speaks CUDA 12.2" in gpu.choose("auto", gpu.query())[1]
+
+
+def test_the_driver_is_asked_directly_and_its_absence_explained():
+    version, error = gpu.driver_cuda_version()
+    if version is None:            # no NVIDIA driver on this machine
+        assert "libcuda.so.1" in error
+    else:
+        assert version >= 10000
