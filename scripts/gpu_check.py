@@ -17,15 +17,16 @@ Real-ESRGAN files (realesrgan-x4plus.fp16.safetensors, ...; ../shared/weights
 here), which then stand in for x4plus and anime. The table says which models
 are synthetic (random weights: their timings count, their pictures do not).
 
-On a lent GPU machine (the device tool; 64 MiB travel, so carry the real files
-and the lite weights and make the rest there, offline):
+On a lent GPU machine (the device tool: its python3 holds a CUDA torch, Pillow,
+numpy and safetensors, all nets needs; 64 MiB travel, so carry the real files
+and the lite weights, about 47 MB, and make the rest there, offline):
     mkdir -p .cache/gpu-check/real .cache/gpu-check/weights
     cp ../shared/weights/realesrgan-x4plus*.safetensors .cache/gpu-check/real/
     cp $STYLEBOT_TEST_WEIGHTS/lite_style_*.safetensors .cache/gpu-check/weights/
-    # there, with carry [".cache/gpu-check"]:
-    python scripts/fetch_weights.py --synthetic --dest /tmp/w \
+    # there, in one run with carry [".cache/gpu-check"] and timeout_s 300:
+    python3 scripts/fetch_weights.py --synthetic --dest /tmp/w \
         --only vgg19_normalised,adain_decoder,cyclegan_monet,realesr_general_x4v3,realesr_general_wdn_x4v3
-    python scripts/gpu_check.py --weights .cache/gpu-check/weights --weights /tmp/w \
+    python3 scripts/gpu_check.py --weights .cache/gpu-check/weights --weights /tmp/w \
         --real-esrgan .cache/gpu-check/real --json $OUT/gpu_check.json
 """
 from __future__ import annotations
