@@ -86,13 +86,13 @@ def build_bot(settings: Settings) -> Bot:
 def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
     storage, redis_link = build_storage(settings.redis_url)
     dp = Dispatcher(storage=storage)
-    pictures = PictureStore(max_side_hint=settings.max_side)
+    pictures = PictureStore(max_side_hint=max(settings.max_side, settings.gpu_max_side))
     presets = Presets(load_paintings(settings.presets_dir))
     messenger = JobMessenger(bot, i18n, storage, pictures, can_preview=bool(presets.paintings))
     messenger.queue = JobQueue(
         engine_options={"weights_dir": str(settings.weights_dir), "device": settings.device,
                         "max_side": settings.max_side, "fast_style": settings.default_fast_style,
-                        "precision": settings.cpu_precision,
+                        "precision": settings.cpu_precision, "device_limits": settings.device_limits(),
                         # the workers share the cores rather than each taking all of them
                         "threads": max(1, available_cpus() // settings.job_workers)},
         workers=settings.job_workers, max_queue=settings.max_queue, time_limit_s=settings.job_time_limit_s,

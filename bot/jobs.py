@@ -211,6 +211,12 @@ class JobQueue:
         """Process ids of the workers alive now, ready or still starting."""
         return [w.process.pid for w in self._workers if w is not None and not w.retired and w.process.is_alive()]
 
+    def limit(self, name: str, default: int) -> int:
+        """A device limit (bot/device_limits.py: max_side, quality_steps, quality_max_side) as the
+        workers apply it: the smallest among the ready ones; `default` before any is ready."""
+        values = [about[name] for about in self.workers_about() if name in about]
+        return min(values) if values else default
+
     def position(self, job_id: str) -> int | None:
         for number, job in enumerate(self._waiting, start=1):
             if job.id == job_id:

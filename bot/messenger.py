@@ -381,6 +381,8 @@ def failure_text(event: JobFailed) -> str:
                  "It has restarted — please try again.")
     if event.reason == "shutdown":
         return restarting_text()
+    if event.code == "out_of_memory":
+        return _("😔 Sorry, this picture is too big for my memory. Please send a smaller one, or crop it.")
     return _("😔 Sorry, something went wrong while I was working on your picture. Please try again.")
 
 

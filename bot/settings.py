@@ -49,12 +49,17 @@ class Settings:
     job_time_limit_s: float = 600.0
     # Gatys's method costs a VGG forward and backward per step: on 2 CPU
     # threads ~0.7 s a step at 256 px and ~1.6 s at 384 px (scripts/bench.py),
-    # so the CPU defaults keep a quality job near three minutes. GPU hosts
-    # raise both (Dockerfile.cuda).
+    # so the CPU defaults keep a quality job near three minutes. A worker on
+    # a GPU takes the gpu_* values below instead.
     fast_style: str | None = None   # FAST_STYLE; None: lite on the CPU, adain on CUDA
     cpu_precision: str = "auto"     # CPU_PRECISION: bf16 where the processor computes it natively
     quality_steps: int = 100
     quality_max_side: int = 384
+    # The same three for a worker that got a GPU (bot/device_limits.py): float16
+    # affords twice the side, and a quality step takes milliseconds there.
+    gpu_max_side: int = 2048
+    gpu_quality_steps: int = 300
+    gpu_quality_max_side: int = 1024
     presets_dir: Path | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
@@ -77,6 +82,13 @@ class Settings:
         if self.fast_style is not None:
             return self.fast_style
         return "adain" if self.device.startswith("cuda") else "lite"
+
+    def device_limits(self) -> dict[str, dict]:
+        """MAX_SIDE & co. per device; each worker takes the set of the device it got."""
+        return {"cpu": {"max_side": self.max_side, "quality_steps": self.quality_steps,
+                        "quality_max_side": self.quality_max_side},
+                "cuda": {"max_side": self.gpu_max_side, "quality_steps": self.gpu_quality_steps,
+                         "quality_max_side": self.gpu_quality_max_side}}
 
     @property
     def use_webhook(self) -> bool:
@@ -114,6 +126,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         cpu_precision=env.choice("CPU_PRECISION", CPU_PRECISIONS, default="auto"),
         quality_steps=env.integer("QUALITY_STEPS", default=100, minimum=1, maximum=2000),
         quality_max_side=env.integer("QUALITY_MAX_SIDE", default=384, minimum=64),
+        gpu_max_side=env.integer("GPU_MAX_SIDE", default=2048, minimum=64),
+        gpu_quality_steps=env.integer("GPU_QUALITY_STEPS", default=300, minimum=1, maximum=2000),
+        gpu_quality_max_side=env.integer("GPU_QUALITY_MAX_SIDE", default=1024, minimum=64),
         presets_dir=Path(p) if (p := env.text("PRESETS_DIR")) else None,
         webhook_url=_webhook_url(env.text("WEBHOOK_URL")),
         webhook_secret=_webhook_secret(env.text("WEBHOOK_SECRET")),

@@ -7,7 +7,8 @@ bytes and builtins: pictures travel encoded, never as PIL images or tensors,
 so neither side holds two decoded copies.
 
 Messages sent back over the result pipe (the first item names the kind):
-    ("ready", engine_ok, about)             about: {"device": ..., "precision": ...} of the engine
+    ("ready", engine_ok, about)             about: {"device": ..., "precision": ...} of the engine, and
+                                             its limits (bot/device_limits.py) when the options carry them
     ("started", job_id)
     ("progress", job_id, done, total)        at most one per PROGRESS_INTERVAL_S
     ("done", job_id, data, width, height, downsized, seconds)
@@ -24,6 +25,8 @@ import logging
 import os
 import signal
 import time
+
+from bot import device_limits
 
 log = logging.getLogger("bot.worker")
 
@@ -54,9 +57,16 @@ def main(index: int, tasks, results, cancel, engine_factory: str, engine_options
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(threads)
 
+    # Limits per device: taken once the engine says which device it got.
+    limits_by_device = engine_options.pop("device_limits", None)
+    if "device" in engine_options:
+        # The engine's own option: with several GPUs, worker N takes the N-th usable one (mod their number).
+        engine_options = {**engine_options, "gpu_slot": index}
+
     # Engine(threads=...) sets torch's own thread count itself.
     engine, build_error = _build(engine_factory, engine_options)
-    results.send(("ready", engine is not None, describe(engine)))
+    limits = _limits(engine, limits_by_device)
+    results.send(("ready", engine is not None, describe(engine, limits)))
 
     while True:
         task = tasks.get()
@@ -69,20 +79,53 @@ def main(index: int, tasks, results, cancel, engine_factory: str, engine_options
             # than crashing the process, which would only be respawned to fail
             # the same way; this way each user gets an answer.
             engine, build_error = _build(engine_factory, engine_options)
+            limits = _limits(engine, limits_by_device)
         if engine is None:
             results.send(_failure(job_id, build_error))
         else:
-            results.send(_run(engine, cancel, results, *task))
+            _, op, images, options, output = task
+            if limits is not None:
+                options = device_limits.apply(op, options, limits)
+            results.send(_run(engine, cancel, results, job_id, op, images, options, output))
+            del images
         # Drop the job's pictures now rather than while the next job waits.
         del task
         gc.collect()
+        _release_gpu_memory(engine)
     results.close()
 
 
-def describe(engine) -> dict:
-    """What the parent shows the operator about this worker's engine (strings only)."""
-    return {"device": str(getattr(engine, "device", "unknown")),
-            "precision": str(getattr(engine, "precision", "unknown"))}
+def describe(engine, limits: device_limits.DeviceLimits | None = None) -> dict:
+    """What the parent learns about this worker's engine: device and precision
+    (strings), and the limits it applies (numbers), so the bot's words match them."""
+    about = {"device": str(getattr(engine, "device", "unknown")),
+             "precision": str(getattr(engine, "precision", "unknown"))}
+    if limits is not None:
+        about.update(limits.as_dict())
+    return about
+
+
+def _limits(engine, limits_by_device: dict | None) -> device_limits.DeviceLimits | None:
+    """The limits of the device the engine got, set on it and logged; None without an engine or limits."""
+    if engine is None or limits_by_device is None:
+        return None
+    limits = device_limits.for_device(getattr(engine, "device", "cpu"), limits_by_device)
+    engine.max_side = limits.max_side
+    log.info("limits for %s: pictures up to %d px, quality mode %d steps up to %d px", engine.device,
+             limits.max_side, limits.quality_steps, limits.quality_max_side)
+    return limits
+
+
+def _release_gpu_memory(engine) -> None:
+    """Give the GPU memory of a job's activations back to the driver.
+
+    torch's caching allocator keeps freed blocks for reuse; after a large
+    picture that can be gigabytes a smaller job never needs, and that another
+    worker on the same GPU cannot get. The models stay loaded."""
+    if engine is not None and device_limits.device_type(getattr(engine, "device", "cpu")) == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 def _build(engine_factory: str, engine_options: dict):

@@ -62,6 +62,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"error: {message}\n")
 
 
+def _device(text: str) -> str:
+    """auto, cpu, cuda or cuda:N; whether GPU N exists is the engine's to say."""
+    kind, colon, index = text.partition(":")
+    if kind not in ("auto", "cpu", "cuda") or (colon and (kind != "cuda" or not index.isdigit())):
+        raise argparse.ArgumentTypeError(f"{text!r} is not auto, cpu, cuda or cuda:N")
+    return text
+
+
 def _number(kind: type, low: float, high: float | None = None) -> Callable[[str], float]:
     """An argparse type that also checks the range, so the message names the limit."""
     def parse(text: str):
@@ -88,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--weights", type=Path, metavar="DIR",
                         default=Path(os.environ.get("WEIGHTS_DIR") or "weights"),
                         help="folder of NAME.safetensors files (default: $WEIGHTS_DIR or ./weights)")
-    common.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="where the networks run (default: auto, CUDA when there is one)")
+    common.add_argument("--device", type=_device, default="auto", metavar="DEVICE",
+                        help="auto, cpu, cuda or cuda:N: where the networks run "
+                             "(default: auto, a usable GPU when there is one)")
     common.add_argument("--max-side", type=_number(int, 16), metavar="PX",
                         help="shrink the input first so its longer side is at most PX "
                              "(default: the engine's, 1024)")

@@ -9,28 +9,30 @@ import numpy as np
 import torch
 from PIL import Image
 
+from nets import gpu
 from nets.cpus import available_cpus
-from nets.errors import NetsError
 
 log = logging.getLogger(__name__)
 
 DEVICE_NAMES = ("auto", "cpu", "cuda")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" prefers CUDA and falls back to CPU with a warning; "cuda" (or
-    "cuda:N" on a box with several GPUs) insists."""
+def resolve_device(name: str = "auto", slot: int = 0) -> torch.device:
+    """"auto" takes a usable GPU and otherwise falls back to the CPU, logging
+    why; "cuda" or "cuda:N" insists (NetsError, code "device"). nets/gpu.py
+    checks the card generation and the driver, not only that CUDA answers.
+    slot: the worker's number, which spreads workers over several GPUs."""
     kind, _, index = name.partition(":")
     if kind not in DEVICE_NAMES or (index and (kind != "cuda" or not index.isdigit())):
         raise ValueError(f"device must be one of {', '.join(DEVICE_NAMES)} or cuda:N, not {name!r}")
     if kind == "cpu":
         return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device(name if index else "cuda")
-    if kind == "cuda":
-        raise NetsError("CUDA was asked for, but no CUDA device is available.", code="device")
-    log.warning("no CUDA device found; running on the CPU")
-    return torch.device("cpu")
+    chosen, why = gpu.choose(name, gpu.query(), slot)
+    if chosen == "cpu":
+        log.warning("running on the CPU: %s", why)
+    else:
+        log.info("running on %s: %s", chosen, why)
+    return torch.device(chosen)
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -15,8 +15,9 @@ from PIL import Image
 from torch import nn
 
 from nets import precision as precisions
-from nets import sheet, style_fast, style_lite, style_quality, translate as translation, upscale as upscaling
+from nets import gpu, sheet, style_fast, style_lite, style_quality, translate as translation, upscale as upscaling
 from nets.device import dtype_for, resolve_device, set_threads
+from nets.errors import OutOfMemory
 from nets.imageio import fit_within
 from nets.steps import CancelFlag, Progress
 from nets.weights import ModelCache
@@ -49,20 +50,21 @@ class Result:
 class Engine:
     def __init__(self, weights_dir: str | Path, *, device: str = "auto", max_side: int | None = 1024,
                  threads: int | None = None, cache_bytes: int = 2_000_000_000, fast_style: str | None = None,
-                 precision: str = "auto"):
+                 precision: str = "auto", gpu_slot: int = 0):
         """max_side: the longest side any op works at (None: no limit); each
         call may override it. threads: torch's CPU threads for this process.
         fast_style: the model `stylize` uses when not told, lite or adain
         (None: lite on the CPU, adain on CUDA). precision: on a CPU, fp32,
-        bf16, or auto (bf16 where the processor computes it natively)."""
-        self.device = resolve_device(device)
+        bf16, or auto (bf16 where the processor computes it natively).
+        gpu_slot: this worker's number; workers take the usable GPUs in turn."""
+        self.device = resolve_device(device, gpu_slot)
         self.precision, self.precision_reason = precisions.choose(precision, self.device.type)
         log.info("precision %s: %s", self.precision, self.precision_reason)
         self.dtype = dtype_for(self.device, self.precision)
         set_threads(threads)
         self.max_side = max_side
         self.fast_style = _fast_style(fast_style or default_fast_style(self.device.type))
-        self.models = ModelCache(weights_dir, self.device, self.dtype, cache_bytes)
+        self.models = ModelCache(weights_dir, self.device, self.dtype, gpu.model_budget(self.device, cache_bytes))
         self._style_stats = style_fast.StyleCache()
         self._style_vectors = style_fast.StyleCache()
 
@@ -105,9 +107,8 @@ class Engine:
                         strength: float = 1.0, preserve_colors: bool = False, max_side: int | None = None,
                         progress: Progress | None = None, cancel: CancelFlag | None = None) -> Result:
         """Gatys style transfer: `steps` L-BFGS steps starting from the fast result."""
-        # bfloat16's 8-bit mantissa would blur the gradient L-BFGS's line search
-        # compares; on a CPU the whole optimisation stays float32.
-        dtype = self._cpu_float32()
+        # float32 on every device (nets/style_quality.py says why not float16 or bfloat16).
+        dtype = style_quality.OPTIMISE_DTYPE
         return self._run(content, max_side, lambda picture: style_quality.stylize_quality(
             self.models.get(VGG, dtype), self.models.get(DECODER, dtype), picture, style, steps=steps,
             strength=strength,
@@ -148,7 +149,14 @@ class Engine:
              op: Callable[[Image.Image], Image.Image]) -> Result:
         started = time.perf_counter()
         fitted, downsized = fit_within(image, self.max_side if max_side is None else max_side)
-        return Result(op(fitted), downsized, time.perf_counter() - started)
+        try:
+            painted = op(fitted)
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            # The job's tensors are gone once this frame unwinds; the worker gives the cached blocks back.
+            log.warning("out of memory on %s at %dx%d: %s", self.device, *fitted.size, str(exc).split("\n")[0])
+            raise OutOfMemory(f"There was not enough memory to work on a {fitted.width}x{fitted.height} picture; "
+                              "a smaller picture would fit.") from None
+        return Result(painted, downsized, time.perf_counter() - started)
 
 
 def _fast_style(name: str) -> str:

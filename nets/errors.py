@@ -35,6 +35,13 @@ class WeightsError(NetsError):
     code = "missing"
 
 
+class OutOfMemory(NetsError):
+    """The device had no memory left for this picture (torch's OutOfMemoryError,
+    or a failed host allocation); a smaller picture would fit."""
+
+    code = "out_of_memory"
+
+
 class Cancelled(NetsError):
     """The caller's cancel event was set; raised between steps or tiles."""
 

@@ -6,6 +6,9 @@ conv5_1 (relu outputs). L-BFGS does the optimising. Starting from the fast
 (AdaIN) result instead of the content or noise puts the start near the answer,
 so a couple of hundred steps are enough.
 """
+import logging
+import math
+
 import torch
 from PIL import Image
 from torch import nn
@@ -16,6 +19,8 @@ from nets.device import image_to_tensor, join_alpha, model_placement, split_alph
 from nets.imageio import fit_within
 from nets.steps import CancelFlag, Progress, Steps
 from nets.tiling import pad_to_fit
+
+log = logging.getLogger(__name__)
 
 STYLE_LAYERS = tuple(CONV_INDEX[name] + 1 for name in ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"))
 CONTENT_LAYER = CONV_INDEX["conv4_2"] + 1
@@ -30,6 +35,17 @@ CONTENT_WEIGHT = 5.0
 STYLE_WEIGHT = 100.0
 # L-BFGS keeps this many past steps; each holds two copies of the picture.
 HISTORY = 10
+# VGG runs in float32 here on every device, the GPU included. The gradients are
+# tiny by construction (Gram / (C*H*W), a mean, then / the starting loss): in
+# float16 they underflow on the way back through VGG (at 1024x768 the style
+# gradient at conv5_1 was exactly zero, at shallower layers mostly subnormal),
+# and with a zero gradient L-BFGS stops at once and returns the fast result.
+# bfloat16 has float32's range but an 8-bit mantissa, which blurs the values
+# the line search compares; loss scaling would need a retry loop around
+# L-BFGS's own evaluations. On Ampere and newer GPUs cuDNN runs float32
+# convolutions on the tensor cores in TF32 (torch's default), which keeps the
+# range and most of float16's speed.
+OPTIMISE_DTYPE = torch.float32
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -59,7 +75,8 @@ class GatysLoss:
     """Content plus style loss of a picture (1x3xHxW, 0..1) against fixed targets.
 
     The losses are summed in float32 whatever VGG's dtype: Gram entries of
-    deep layers would overflow float16.
+    deep layers would overflow float16. VGG itself should be float32 too
+    (OPTIMISE_DTYPE): a float16 one loses the gradient on the way back.
     """
 
     def __init__(self, vgg: nn.Sequential, content: torch.Tensor, style: torch.Tensor, strength: float = 1.0):
@@ -119,9 +136,18 @@ def stylize_quality(vgg: nn.Sequential, decoder: nn.Sequential, content: Image.I
     return join_alpha(result, alpha)
 
 
+class _NotFinite(Exception):
+    """The loss or its gradient stopped being a finite number."""
+
+
 def optimise(loss_of: GatysLoss, start: torch.Tensor, steps: int, counter: Steps) -> Image.Image:
     """`steps` evaluations of L-BFGS on the pixels; each one is a step of
-    progress, and a cancel is honoured before the next evaluation."""
+    progress, and a cancel is honoured before the next evaluation.
+
+    The picture handed back is the best one evaluated (lowest loss). Should the
+    loss or its gradient stop being finite (an overflow, a trial point far out),
+    the optimisation stops there: NaN would spread to every pixel and give a
+    black picture, where the best one so far is a good answer."""
     x = start.contiguous().clone().requires_grad_(True)
     # L-BFGS flattens the gradient with view(), which needs the default layout;
     # the channels-last VGG hands back a channels-last one.
@@ -132,9 +158,11 @@ def optimise(loss_of: GatysLoss, start: torch.Tensor, steps: int, counter: Steps
     optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=steps, max_eval=steps, history_size=HISTORY,
                                   tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
     start_loss = None
+    best = start.detach().clone()
+    best_loss = float("inf")
 
     def closure() -> torch.Tensor:
-        nonlocal start_loss
+        nonlocal start_loss, best_loss
         counter.check()
         loss = loss_of(x)
         # Measured against the starting loss, so the optimisation behaves the
@@ -143,13 +171,24 @@ def optimise(loss_of: GatysLoss, start: torch.Tensor, steps: int, counter: Steps
         if start_loss is None:
             start_loss = loss.detach().clamp_min(torch.finfo(torch.float32).tiny)
         loss = loss / start_loss
-        (x.grad,) = torch.autograd.grad(loss, [x])  # only the pixels' gradient, none for VGG
+        (grad,) = torch.autograd.grad(loss, [x])  # only the pixels' gradient, none for VGG
         counter.advance()
+        value = float(loss.detach())
+        if not (math.isfinite(value) and torch.isfinite(grad).all()):
+            raise _NotFinite(value)
+        if value < best_loss:
+            best_loss = value
+            best.copy_(x.detach())
+        x.grad = grad
         return loss
 
     if steps:
-        optimizer.step(closure)
+        try:
+            optimizer.step(closure)
+        except _NotFinite as exc:
+            log.warning("quality mode stopped at step %d of %d: the loss became %s; keeping the best picture",
+                        counter.done, counter.total, exc.args[0])
     # The line search may end its last iteration a little before or after the
     # budget; the step count the caller was promised ends here either way.
     counter.advance(counter.total - counter.done)
-    return tensor_to_image(x.detach())
+    return tensor_to_image(best)

@@ -382,7 +382,14 @@ def load_model(weights_dir: str | Path, name: str, device: str | torch.device = 
 
 
 def model_bytes(model: nn.Module) -> int:
-    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    """What a model holds on its device: parameters and buffers, each in its own
+    dtype (a float16 model may keep float32 norms, int64 counters), a shared
+    tensor counted once."""
+    storages = {}
+    for tensor in (*model.parameters(), *model.buffers()):
+        storage = tensor.untyped_storage()
+        storages[(tensor.device, storage.data_ptr())] = storage.nbytes()
+    return sum(storages.values())
 
 
 class ModelCache:
@@ -428,5 +435,9 @@ class ModelCache:
                 self._models.popitem(last=False)
             model = load_model(self.weights_dir, name, self.device, dtype)
             self._models[key] = (model, model_bytes(model))
+            # The estimate above assumed one dtype for every tensor; the model as
+            # built may hold more, so the budget is kept by what it really holds.
+            while len(self._models) > 1 and self.total_bytes > self.budget_bytes:
+                self._models.popitem(last=False)
             return model
 

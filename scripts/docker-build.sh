@@ -6,7 +6,7 @@
 # pictures (no downloads; for offline builds and CI).
 # Environment:
 #   TORCH_INDEX_URL       the CPU image's torch index (default: PyTorch's CPU index)
-#   TORCH_CUDA_INDEX_URL  the CUDA image's torch index (default: PyPI)
+#   TORCH_CUDA_INDEX_URL  the CUDA image's torch index (default: PyTorch's CUDA 12.6 index)
 #   DOCKER                the docker client to use (default: one that can build with BuildKit)
 # A set index URL also builds with --network host, so that an index on this
 # machine's 127.0.0.1 (../shared/tools/docker-sandbox.sh serves one) is reachable.

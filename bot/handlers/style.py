@@ -98,7 +98,7 @@ async def paint(message: Message, state: FSMContext, messenger: JobMessenger, se
     job_options = {"strength": options["strength"] / 100, "preserve_colors": options["colors"]}
     if options["mode"] == "quality":
         op = "stylize_quality"
-        job_options.update(steps=settings.quality_steps, max_side=min(settings.quality_max_side, settings.max_side))
+        # Steps and side come from the worker's device (bot/device_limits.py): a GPU affords more.
     else:
         op = "stylize"
         job_options["model"] = options["mode"] if options["mode"] in FAST_MODELS else settings.default_fast_style

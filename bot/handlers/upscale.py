@@ -66,8 +66,10 @@ async def start_upscale(chat: Message, user_id: int, settings: Settings, messeng
     shorter = min(picture.width, picture.height)
     # The longest input side whose 4x result keeps within the pixel budget.
     budget_side = math.floor(math.sqrt(MAX_RESULT_PIXELS / SCALE**2 * longer / shorter))
-    input_side = min(settings.max_side, budget_side)
-    limited_by = "telegram" if budget_side < settings.max_side else "config"
+    # The workers' side limit follows their device (bot/device_limits.py); they cap input_side to it too.
+    max_side = messenger.queue.limit("max_side", settings.max_side)
+    input_side = min(max_side, budget_side)
+    limited_by = "telegram" if budget_side < max_side else "config"
     job = Job(user_id=user_id, chat_id=chat.chat.id, op="upscale", images={"image": picture.data},
               options={"model": "auto", "scale": SCALE, "max_side": input_side}, output="png")
 
