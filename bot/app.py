@@ -31,7 +31,7 @@ from bot.jobs import JobQueue
 from bot.messenger import JobMessenger
 from bot.pictures import PictureStore
 from bot.presets import Presets, load_paintings
-from bot.retry import RetryRequests
+from bot.retry import QuietCallbackAnswers, RetryRequests
 from bot.settings import Settings
 from nets.cpus import available_cpus
 
@@ -74,6 +74,7 @@ class OneUpdateAtATime(BaseMiddleware):
 def build_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryRequests())
+    session.middleware(QuietCallbackAnswers())
     return Bot(token=settings.bot_token, session=session)
 
 

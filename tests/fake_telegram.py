@@ -85,7 +85,7 @@ LOCAL_DOWNLOAD_LIMIT = 2000 * 1024 * 1024   # a Local Bot API server's limit
 WEBHOOK_PORTS = {80, 88, 443, 8443}
 # Methods that put something into a chat: what flood control counts.
 FLOOD_COUNTED = {"sendmessage", "sendphoto", "senddocument", "copymessage", "editmessagetext",
-                 "editmessagecaption", "editmessagereplymarkup", "sendchataction", "sendmediagroup"}
+                 "editmessagecaption", "editmessagereplymarkup", "sendmediagroup"}
 FAULT_KINDS = {"html_502", "html_413", "drop", "drop_after"}
 PHOTO_UPLOAD_LIMIT = 10 * 1024 * 1024
 UPLOAD_LIMIT = 50 * 1024 * 1024
