@@ -25,6 +25,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
+from bot.albums import AlbumParts
 from bot.handlers import routers
 from bot.i18n import LANGUAGES, UserLocaleMiddleware, make_i18n
 from bot.jobs import JobQueue
@@ -33,6 +34,7 @@ from bot.pictures import PictureStore
 from bot.presets import Presets, load_paintings
 from bot.retry import QuietCallbackAnswers, RetryRequests
 from bot.settings import Settings
+from bot.stale import SkipStaleMessages
 from nets.cpus import available_cpus
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,8 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
 
     dp.update.outer_middleware(OneUpdateAtATime())
     UserLocaleMiddleware(i18n).setup(dp)
+    dp.message.outer_middleware(SkipStaleMessages())
+    dp.message.outer_middleware(AlbumParts())
     dp.include_routers(*routers())
     dp.workflow_data.update(settings=settings, messenger=messenger, pictures=pictures,
                             presets=presets)

@@ -48,7 +48,9 @@ async def choose_model(callback: CallbackQuery, callback_data: PresetModel, stat
     await pick_fast_model(state, callback_data.model)
     await callback.answer(_("Fast: a small network, the result in a second or two.") if callback_data.model == "lite"
                           else _("Detailed: a larger network with finer detail; it takes longer."))
-    if callback_data.model != before:
+    if not isinstance(callback.message, Message):   # too old to edit: the menu comes anew
+        await callback.message.answer(menu_text(), reply_markup=presets_menu(presets, callback_data.model))
+    elif callback_data.model != before:
         await callback.message.edit_reply_markup(reply_markup=presets_menu(presets, callback_data.model))
 
 

@@ -132,6 +132,10 @@ async def change_option(callback: CallbackQuery, callback_data: StyleOption, sta
         await callback.answer(_("This button has expired."))
         return
     await callback.answer(note)
-    if options != before:
+    if not isinstance(callback.message, Message):
+        # An InaccessibleMessage (too old to edit): the options come anew, ticked as they now are.
+        await state.update_data(options=options)
+        await callback.message.answer(note + "\n\n" + options_hint(), reply_markup=options_keyboard(options))
+    elif options != before:
         await state.update_data(options=options)
         await callback.message.edit_reply_markup(reply_markup=options_keyboard(options))
