@@ -30,7 +30,7 @@ from bot.handlers import routers
 from bot.i18n import LANGUAGES, UserLocaleMiddleware, make_i18n
 from bot.jobs import JobQueue
 from bot.messenger import JobMessenger
-from bot.pictures import PictureStore
+from bot.pictures import LOCAL_DOWNLOAD_LIMIT_BYTES, PictureStore
 from bot.presets import Presets, load_paintings
 from bot.retry import QuietCallbackAnswers, RetryRequests
 from bot.settings import Settings
@@ -74,7 +74,8 @@ class OneUpdateAtATime(BaseMiddleware):
 
 
 def build_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url,
+                                                             is_local=settings.telegram_api_local))
     session.middleware(RetryRequests())
     session.middleware(QuietCallbackAnswers())
     return Bot(token=settings.bot_token, session=session)
@@ -83,7 +84,8 @@ def build_bot(settings: Settings) -> Bot:
 def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
     storage = MemoryStorage()
     dp = Dispatcher(storage=storage)
-    pictures = PictureStore(max_side_hint=settings.max_side)
+    pictures = PictureStore(max_side_hint=settings.max_side,
+                            download_limit=LOCAL_DOWNLOAD_LIMIT_BYTES if settings.telegram_api_local else None)
     presets = Presets(load_paintings(settings.presets_dir))
     messenger = JobMessenger(bot, i18n, storage, pictures, can_preview=bool(presets.paintings))
     messenger.queue = JobQueue(

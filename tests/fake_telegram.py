@@ -443,6 +443,7 @@ class FakeTelegram:
         self.port: int | None = None
         self.commands: dict = {}           # (scope JSON, language_code) -> commands set by setMyCommands
         self.chat_actions: list = []       # (monotonic time, chat_id, action)
+        self.downloads: list = []          # file paths fetched over HTTP (/file/bot<token>/<path>)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._seq = 0
@@ -606,6 +607,7 @@ class FakeTelegram:
 
     async def _handle_download(self, request: web.Request) -> web.Response:
         record = self._paths.get(request.match_info["path"])
+        self.downloads.append(request.match_info["path"])
         if request.match_info["token"] != self.token or record is None or record.data is None:
             # Telegram answers a bad download link with a bare 404 JSON body.
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
