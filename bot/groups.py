@@ -31,7 +31,7 @@ IN_GROUP = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
 # What people send; anything else (new_chat_members, pinned_message, ...) is a service message.
 USER_CONTENT = {ContentType.TEXT, ContentType.PHOTO, ContentType.DOCUMENT, ContentType.STICKER, ContentType.ANIMATION,
                 ContentType.VIDEO, ContentType.VIDEO_NOTE, ContentType.AUDIO, ContentType.VOICE, ContentType.CONTACT,
-                ContentType.LOCATION, ContentType.VENUE, ContentType.POLL, ContentType.DICE}
+                ContentType.LOCATION, ContentType.VENUE, ContentType.POLL, ContentType.DICE, ContentType.STORY}
 IS_SERVICE = ~F.content_type.in_(USER_CONTENT)
 FROM_A_BOT = F.from_user.is_bot
 

@@ -142,10 +142,12 @@ class JobMessenger:
                 return False
             if not delivery.status_text:
                 delivery.status_text = queued_text(ahead)
-            status = await message.answer(delivery.status_text)
-            delivery.status_message_id = status.message_id
-            delivery.shown_text = delivery.status_text
-            self.pacer.edited(job.chat_id)
+            # The job is queued now: a status message that fails to go out must not look like a failure.
+            status = await self._safely(message.answer(delivery.status_text))
+            if status is not None:
+                delivery.status_message_id = status.message_id
+                delivery.shown_text = delivery.status_text
+                self.pacer.edited(job.chat_id)
         return True
 
     async def cancel(self, user_id: int) -> bool:

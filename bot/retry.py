@@ -70,7 +70,7 @@ class RetryRequests(BaseRequestMiddleware):
             return await make_request(bot, method)
         is_result = isinstance(method, RESULT_METHODS)
         longest = self.longest_wait_s if is_result else SHORT_WAIT_S
-        attempts = self.attempts if is_result else 2
+        attempts = self.attempts if is_result else 3
         for attempt in range(1, attempts + 1):
             try:
                 return await make_request(bot, method)

@@ -92,6 +92,19 @@ def test_a_refused_photo_goes_once_as_a_document(fake_tg, bot, alice, refusal):
     assert fake_tg.errors() == []
 
 
+def test_a_status_message_held_by_flood_control_does_not_hold_the_job(fake_tg, bot, alice):
+    sent = fake_tg.send_text(alice, "/season")
+    menu = fake_tg.wait_for(chat_id=alice.id, text="seasons", after=sent)
+    press = fake_tg.press(alice, menu, text="Summer")
+    fake_tg.wait_for(chat_id=alice.id, text="photo", after=press)
+    fake_tg.fail("sendMessage", times=1, status=429, retry_after=30)   # the status message's turn
+    sent = fake_tg.send_photo(alice, picture())
+    result = fake_tg.wait_for(chat_id=alice.id, kind="photo", after=sent, timeout=JOB_S)
+    assert result.time - sent.time < 25, "nobody waited the 30 s out"
+    fake_tg.wait_idle(quiet=0.5)
+    assert not any("went wrong" in (m.text or "") for m in fake_tg.messages(alice.id))
+
+
 def test_failing_chat_actions_do_not_stop_the_result(fake_tg, bot, alice):
     fake_tg.fault("sendChatAction", "drop", times=20)
     sent = ask_for_winter(fake_tg, alice)
