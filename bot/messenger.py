@@ -267,7 +267,10 @@ class JobMessenger:
         markup = resend_menu(delivery.job.id)
         chat_id, message_id = delivery.job.chat_id, delivery.status_message_id
         shown = None
-        if message_id is not None:
+        if lost_answer:
+            # A new message, below where the picture would be: "just above" then holds.
+            await self._delete_status(delivery)
+        elif message_id is not None:
             shown = await self._safely(self.bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id,
                                                                   reply_markup=markup))
         if shown is None:

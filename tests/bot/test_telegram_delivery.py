@@ -49,6 +49,9 @@ def test_a_connection_dropped_after_the_upload_makes_no_second_copy(fake_tg, bot
     # Telegram did post it; the bot never heard so, and did not send it again on its own.
     assert len(fake_tg.calls("sendPhoto")) == 1 and len(results(fake_tg, alice)) == 1
     assert [b["text"] for b in note.buttons] == ["📩 Send it again"]
+    shown = fake_tg.messages(alice.id)
+    assert shown[-1] is note and shown[-2] is results(fake_tg, alice)[0], "the picture is just above the note"
+    assert not any(m.text and STATUS.search(m.text) for m in shown), "no status left"
     sent = fake_tg.send_text(alice, "/cancel")
     fake_tg.wait_for(chat_id=alice.id, text="nothing to cancel", after=sent)
     assert fake_tg.errors() == []
