@@ -14,9 +14,9 @@ and pauses that chat's edits for retry_after (the lock is never held asleep).
 A result that cannot be delivered is never lost and never sent twice unasked.
 bot/retry.py retries what surely did not reach Telegram; when the connection
 broke after the upload went out, Telegram may or may not have posted it, and
-the Bot API cannot tell us which. Then the status message says so, with a
-"send it again" button: the user, who sees the chat, decides. The same button
-comes with the apology when every retry failed. A refused sendPhoto
+the Bot API cannot tell us which. Then a note below says so, with a "send it
+again" button: the user, who sees the chat, decides. The same button comes
+with the apology (in the status message) when every retry failed. A refused sendPhoto
 (PHOTO_INVALID_DIMENSIONS, IMAGE_PROCESS_FAILED, 413) is sent once as a document.
 """
 from __future__ import annotations
@@ -249,7 +249,10 @@ class JobMessenger:
         await self._remember_result(delivery, event, sent)
 
     async def _keep_unsent(self, unsent: Unsent, error: Exception) -> None:
-        """The result did not surely arrive: say so in the status message, with "send it again"."""
+        """The result did not surely arrive: say so, with "send it again", and keep it for that button.
+
+        A lost answer gets a new message, below where the picture is if it did arrive; a
+        sure failure turns the status message into the apology."""
         delivery = unsent.delivery
         lost_answer = isinstance(error, (TelegramNetworkError, ClientDecodeError)) and not (
             never_reached_telegram(error) or is_entity_too_large(error))

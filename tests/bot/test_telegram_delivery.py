@@ -95,6 +95,14 @@ def test_a_refused_photo_goes_once_as_a_document(fake_tg, bot, alice, refusal):
     assert fake_tg.errors() == []
 
 
+def test_an_html_413_page_for_a_photo_sends_it_once_as_a_document(fake_tg, bot, alice):
+    fake_tg.fault("sendPhoto", "html_413")
+    sent = ask_for_winter(fake_tg, alice)
+    fake_tg.wait_for(chat_id=alice.id, kind="document", after=sent, timeout=JOB_S)
+    fake_tg.wait_idle(quiet=0.5)
+    assert len(fake_tg.calls("sendPhoto")) == 1 and len(results(fake_tg, alice)) == 1
+
+
 def test_a_status_message_held_by_flood_control_does_not_hold_the_job(fake_tg, bot, alice):
     sent = fake_tg.send_text(alice, "/season")
     menu = fake_tg.wait_for(chat_id=alice.id, text="seasons", after=sent)
