@@ -22,7 +22,7 @@ def start_quality_job(fake_tg, user):
 
 
 def test_a_429_on_a_progress_edit_pauses_edits_and_holds_up_nothing(fake_tg, start_bot, alice):
-    start_bot(QUALITY_STEPS="30")
+    start_bot(QUALITY_STEPS="120")   # long enough for several edits on a fast CPU too
     fake_tg.set_flood_control()
     sent = start_quality_job(fake_tg, alice)
     fake_tg.wait_for(chat_id=alice.id, text="Painting", after=sent, timeout=JOB_S)
