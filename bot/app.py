@@ -25,6 +25,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bot.access import AllowList, HourlyLimit
+from bot.albums import AlbumParts
 from bot.handlers import routers
 from bot.handlers import stats as stats_command
 from bot.health import Heartbeat
@@ -32,10 +33,11 @@ from bot.i18n import LANGUAGES, UserLocaleMiddleware, make_i18n
 from bot.jobs import JobQueue
 from bot.ledger import JobLedger
 from bot.messenger import JobMessenger
-from bot.pictures import PictureStore
+from bot.pictures import LOCAL_DOWNLOAD_LIMIT_BYTES, PictureStore
 from bot.presets import Presets, load_paintings
-from bot.retry import RetryRequests
+from bot.retry import QuietCallbackAnswers, RetryRequests
 from bot.settings import Settings
+from bot.stale import SkipStaleMessages
 from bot.stats import Stats
 from bot.storage import build_storage
 from bot.watch import Watchers
@@ -78,15 +80,18 @@ class OneUpdateAtATime(BaseMiddleware):
 
 
 def build_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url,
+                                                             is_local=settings.telegram_api_local))
     session.middleware(RetryRequests())
+    session.middleware(QuietCallbackAnswers())
     return Bot(token=settings.bot_token, session=session)
 
 
 def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
     storage, redis_link = build_storage(settings.redis_url)
     dp = Dispatcher(storage=storage)
-    pictures = PictureStore(max_side_hint=max(settings.max_side, settings.gpu_max_side))
+    pictures = PictureStore(max_side_hint=max(settings.max_side, settings.gpu_max_side),
+                            download_limit=LOCAL_DOWNLOAD_LIMIT_BYTES if settings.telegram_api_local else None)
     presets = Presets(load_paintings(settings.presets_dir))
     messenger = JobMessenger(bot, i18n, storage, pictures, can_preview=bool(presets.paintings))
     messenger.queue = JobQueue(
@@ -108,6 +113,8 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
     dp.update.outer_middleware(AllowList(settings, i18n, on_refusal=stats.stranger_refused))
     dp.update.outer_middleware(OneUpdateAtATime())
     UserLocaleMiddleware(i18n).setup(dp)
+    dp.message.outer_middleware(SkipStaleMessages())
+    dp.message.outer_middleware(AlbumParts())
     dp.include_routers(stats_command.router, *routers())
     dp.workflow_data.update(settings=settings, messenger=messenger, pictures=pictures,
                             presets=presets, stats=stats, redis_link=redis_link)

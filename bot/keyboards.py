@@ -48,7 +48,7 @@ class SeasonPick(CallbackData, prefix="season"):
 
 
 class ResultAction(CallbackData, prefix="result"):
-    name: str   # upscale sheet another restart
+    name: str   # upscale sheet another restart resend
     job_id: str
 
 
@@ -145,6 +145,13 @@ def result_menu(job_id: str, *, can_upscale: bool, can_preview: bool = False) ->
     builder.button(text=_("🎨 Try another style"), callback_data=ResultAction(name="another", job_id=job_id))
     builder.button(text=_("🔄 Start over"), callback_data=ResultAction(name="restart", job_id=job_id))
     builder.adjust(1)
+    return builder.as_markup()
+
+
+def resend_menu(job_id: str) -> InlineKeyboardMarkup:
+    """Under "your picture may not have arrived": the user, who sees the chat, decides."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("📩 Send it again"), callback_data=ResultAction(name="resend", job_id=job_id))
     return builder.as_markup()
 
 

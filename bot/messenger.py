@@ -1,12 +1,23 @@
 """Between the job queue and the chat: status messages, results, apologies.
 
 Every submitted job gets a `Delivery`: the one status message that shows the
-queue position and then the progress (edited at most about once a second),
-and what to send when the result comes. JobQueue delivers one job's events in
-order from one task, so a slow upload to one chat holds up nobody else.
+queue position and then the progress (edited at most every few seconds, paced
+per chat by bot/flood.py), and what to send when the result comes. JobQueue
+delivers one job's events in order from one task, so a slow upload to one chat
+holds up nobody else. Results go to the forum topic the job came from.
 
 The Delivery's lock makes /cancel and the result exclusive: either the result
 went out before the cancel was confirmed, or nothing of the job arrives after.
+Progress edits and chat actions never wait for flood control: a 429 drops them
+and pauses that chat's edits for retry_after (the lock is never held asleep).
+
+A result that cannot be delivered is never lost and never sent twice unasked.
+bot/retry.py retries what surely did not reach Telegram; when the connection
+broke after the upload went out, Telegram may or may not have posted it, and
+the Bot API cannot tell us which. Then a note below says so, with a "send it
+again" button: the user, who sees the chat, decides. The same button comes
+with the apology (in the status message) when every retry failed. A refused sendPhoto
+(PHOTO_INVALID_DIMENSIONS, IMAGE_PROCESS_FAILED, 413) is sent once as a document.
 """
 from __future__ import annotations
 
@@ -19,7 +30,8 @@ from dataclasses import dataclass, field
 
 from aiogram import Bot
 from aiogram.enums import ChatAction
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.exceptions import (ClientDecodeError, TelegramAPIError, TelegramBadRequest, TelegramNetworkError,
+                                TelegramRetryAfter)
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
@@ -27,9 +39,11 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from bot.i18n import profile_for
+from bot.flood import ChatPacer
 from bot.jobs import Job, JobDone, JobFailed, JobProgress, JobQueue, JobQueued, JobStarted, QueueFull, UserBusy
-from bot.keyboards import result_menu
+from bot.keyboards import resend_menu, result_menu
 from bot.pictures import Picture, PictureRef, PictureStore
+from bot.retry import is_entity_too_large, never_reached_telegram
 from bot.watch import JobWatch
 
 log = logging.getLogger(__name__)
@@ -39,11 +53,21 @@ PHOTO_MAX_BYTES = 10 * 1024 * 1024
 PHOTO_MAX_SIDES_SUM = 10_000
 PHOTO_MAX_RATIO = 20
 DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
-STATUS_EDIT_INTERVAL_S = 1.0
 # A chat action shows for 5 seconds, so it is renewed a little sooner.
 CHAT_ACTION_INTERVAL_S = 4.0
 RESULTS_KEPT = 5   # per user, for the buttons under the latest results
+UNSENT_KEPT = 20   # results waiting for "send it again", all users together (they hold the bytes)
 NOTIFY_TIMEOUT_S = 3.0
+# Uploads get the default minute plus time for their bytes at a slow 200 KB/s.
+UPLOAD_BASE_TIMEOUT_S = 60
+UPLOAD_BYTES_PER_S = 200 * 1024
+# sendPhoto refusals the pre-checks can miss; a document is sent instead.
+PHOTO_REFUSALS = ("PHOTO_", "IMAGE_PROCESS_FAILED", "wrong type of the web page content")
+SEND_ERRORS = (TelegramAPIError, ClientDecodeError)
+
+
+def upload_timeout(size_bytes: int) -> int:
+    return UPLOAD_BASE_TIMEOUT_S + size_bytes // UPLOAD_BYTES_PER_S
 
 
 @dataclass
@@ -56,13 +80,22 @@ class Delivery:
     menu: Callable[[str], InlineKeyboardMarkup] | None = None  # the buttons under the result, by job id
     remember: dict | None = None       # kept with the result for its buttons (a sheet's paintings)
     status_message_id: int | None = None
+    thread_id: int | None = None       # the forum topic the job came from
     status_text: str = ""
     shown_text: str = ""
-    last_edit: float = 0.0
     last_action: float = 0.0
     flush: asyncio.Task | None = None   # a delayed edit, while edits are throttled
     finished: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class Unsent:
+    """A finished result that did not (surely) reach the user: kept for "send it again"."""
+    delivery: Delivery
+    event: JobDone
+    caption: str
+    markup: InlineKeyboardMarkup
 
 
 class JobMessenger:
@@ -75,7 +108,10 @@ class JobMessenger:
         self.can_preview = can_preview   # there are preset paintings to preview a result's photo in
         self.queue: JobQueue | None = None   # set once the queue exists: it calls on_event
         self.watch = JobWatch()   # the ledger, the counters, the hourly limit (bot.watch)
+        self.pacer = ChatPacer()
         self._deliveries: dict[str, Delivery] = {}
+        self._unsent: dict[str, Unsent] = {}
+        self._later: set[asyncio.Task] = set()   # edits put off by flood control
 
     # -- the handlers' side ---------------------------------------------------
 
@@ -91,7 +127,9 @@ class JobMessenger:
         if not await self.watch.admit(message, job):
             return False
         delivery = Delivery(job=job, locale=self.i18n.current_locale, as_document=as_document, source=source,
-                            describe_result=describe_result, menu=menu, remember=remember)
+                            describe_result=describe_result, menu=menu, remember=remember,
+                            thread_id=message.message_thread_id if getattr(message, "is_topic_message", None)
+                            else None)
         # Registered before submit: the queue may report on the job at once.
         self._deliveries[job.id] = delivery
         async with delivery.lock:
@@ -111,10 +149,12 @@ class JobMessenger:
             await self.watch.accepted(delivery)
             if not delivery.status_text:
                 delivery.status_text = queued_text(ahead)
-            status = await message.answer(delivery.status_text)
-            delivery.status_message_id = status.message_id
-            delivery.shown_text = delivery.status_text
-            delivery.last_edit = time.monotonic()
+            # The job is queued now: a status message that fails to go out must not look like a failure.
+            status = await self._safely(message.answer(delivery.status_text))
+            if status is not None:
+                delivery.status_message_id = status.message_id
+                delivery.shown_text = delivery.status_text
+                self.pacer.edited(job.chat_id)
             self.watch.opened(delivery)
         return True
 
@@ -166,16 +206,23 @@ class JobMessenger:
             if delivery.finished:
                 return
             with self._speaking(delivery):
-                if isinstance(event, JobQueued):
-                    await self._on_queued(delivery, event)
-                elif isinstance(event, JobStarted):
-                    await self._on_started(delivery)
-                elif isinstance(event, JobProgress):
-                    await self._on_progress(delivery, event)
-                elif isinstance(event, JobDone):
-                    await self._on_done(delivery, event)
-                elif isinstance(event, JobFailed):
-                    await self._on_failed(delivery, event)
+                try:
+                    if isinstance(event, JobQueued):
+                        await self._on_queued(delivery, event)
+                    elif isinstance(event, JobStarted):
+                        await self._on_started(delivery)
+                    elif isinstance(event, JobProgress):
+                        await self._on_progress(delivery, event)
+                    elif isinstance(event, JobDone):
+                        await self._on_done(delivery, event)
+                    elif isinstance(event, JobFailed):
+                        await self._on_failed(delivery, event)
+                except Exception:
+                    # Whatever broke, the status must not stay stuck, nor /cancel "cancel" it later.
+                    log.exception("delivering %s of job %s failed", type(event).__name__, delivery.job.id)
+                    if not delivery.finished:
+                        self._close(delivery)
+                        await self._show(delivery, failure_text(None), force=True)
 
     async def _on_queued(self, delivery: Delivery, event: JobQueued) -> None:
         await self._show(delivery, queued_text(event.position))
@@ -200,17 +247,64 @@ class JobMessenger:
         else:
             markup = result_menu(job.id, can_upscale=job.op != "upscale",
                                  can_preview=self.can_preview and delivery.source is not None)
+        unsent = Unsent(delivery, event, caption, markup)
         try:
-            sent = await self._send_result(delivery, event, caption, markup)
-        except TelegramAPIError:
-            log.exception("could not send the result of job %s", job.id)
+            sent = await self._send_result(unsent)
+        except SEND_ERRORS as e:
             self._close(delivery)
-            await self._show(delivery, _("😔 Sorry, your picture is ready but I couldn't send it. "
-                                         "Please try again."), force=True)
+            await self._keep_unsent(unsent, e)
             return
         self._close(delivery)
         await self._delete_status(delivery)
         await self._remember_result(delivery, event, sent)
+
+    async def _keep_unsent(self, unsent: Unsent, error: Exception) -> None:
+        """The result did not surely arrive: say so, with "send it again", and keep it for that button.
+
+        A lost answer gets a new message, below where the picture is if it did arrive; a
+        sure failure turns the status message into the apology."""
+        delivery = unsent.delivery
+        lost_answer = isinstance(error, (TelegramNetworkError, ClientDecodeError)) and not (
+            never_reached_telegram(error) or is_entity_too_large(error))
+        log.warning("the result of job %s did not %s: %s", delivery.job.id,
+                    "surely arrive" if lost_answer else "go out", error)
+        self._unsent[delivery.job.id] = unsent
+        while len(self._unsent) > UNSENT_KEPT:
+            self._unsent.pop(next(iter(self._unsent)))
+        if lost_answer:
+            text = _("📬 Your picture is ready, but the connection to Telegram broke while I was sending it, "
+                     "so it may or may not have arrived. If it isn't just above, tap the button and I'll send "
+                     "it again.")
+        else:
+            text = _("😔 Sorry, your picture is ready but I couldn't send it. Tap the button to try again.")
+        markup = resend_menu(delivery.job.id)
+        chat_id, message_id = delivery.job.chat_id, delivery.status_message_id
+        shown = None
+        if lost_answer:
+            # A new message, below where the picture would be: "just above" then holds.
+            await self._delete_status(delivery)
+        elif message_id is not None:
+            shown = await self._safely(self.bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id,
+                                                                  reply_markup=markup))
+        if shown is None:
+            await self._safely(self.bot.send_message(chat_id, text, reply_markup=markup,
+                                                     message_thread_id=delivery.thread_id))
+
+    async def resend(self, user_id: int, job_id: str) -> bool | None:
+        """The "send it again" button: True when sent, False when it failed again, None when long gone."""
+        unsent = self._unsent.get(job_id)
+        if unsent is None or unsent.delivery.job.user_id != user_id:
+            return None
+        delivery = unsent.delivery
+        with self._speaking(delivery):
+            try:
+                sent = await self._send_result(unsent)
+            except SEND_ERRORS as e:
+                log.warning("sending the result of job %s again failed: %s", job_id, e)
+                return False
+        self._unsent.pop(job_id, None)
+        await self._remember_result(delivery, unsent.event, sent)
+        return True
 
     async def _on_failed(self, delivery: Delivery, event: JobFailed) -> None:
         self._close(delivery)
@@ -218,20 +312,30 @@ class JobMessenger:
 
     # -- sending --------------------------------------------------------------
 
-    async def _send_result(self, delivery: Delivery, event: JobDone, caption: str,
-                           markup: InlineKeyboardMarkup) -> Message:
+    async def _send_result(self, unsent: Unsent) -> Message:
+        delivery, event = unsent.delivery, unsent.event
         job = delivery.job
         data, extension = event.data, job.output.replace("jpeg", "jpg")
-        if delivery.as_document or not fits_photo_limits(len(data), event.width, event.height):
-            if len(data) > DOCUMENT_MAX_BYTES:
-                data, extension = await asyncio.to_thread(reencode_as_jpeg, data), "jpg"
-            await self.bot.send_chat_action(job.chat_id, ChatAction.UPLOAD_DOCUMENT)
-            document = BufferedInputFile(data, filename=f"stylebot-{job.op}.{extension}")
-            return await self.bot.send_document(job.chat_id, document, caption=caption, reply_markup=markup,
-                                                disable_content_type_detection=True)
-        await self.bot.send_chat_action(job.chat_id, ChatAction.UPLOAD_PHOTO)
-        photo = BufferedInputFile(data, filename=f"stylebot-{job.op}.{extension}")
-        return await self.bot.send_photo(job.chat_id, photo, caption=caption, reply_markup=markup)
+        if not delivery.as_document and fits_photo_limits(len(data), event.width, event.height):
+            await self._chat_action(delivery, ChatAction.UPLOAD_PHOTO, paced=False)
+            photo = BufferedInputFile(data, filename=f"stylebot-{job.op}.{extension}")
+            try:
+                return await self.bot.send_photo(job.chat_id, photo, caption=unsent.caption,
+                                                 reply_markup=unsent.markup, message_thread_id=delivery.thread_id,
+                                                 request_timeout=upload_timeout(len(data)))
+            except (TelegramBadRequest, TelegramNetworkError, ClientDecodeError) as e:
+                if not (is_entity_too_large(e) or (isinstance(e, TelegramBadRequest)
+                                                   and any(r in e.message for r in PHOTO_REFUSALS))):
+                    raise
+                log.info("sendPhoto refused for job %s (%s); sending it as a document", job.id, e)
+        if len(data) > DOCUMENT_MAX_BYTES:
+            data, extension = await asyncio.to_thread(reencode_as_jpeg, data), "jpg"
+        await self._chat_action(delivery, ChatAction.UPLOAD_DOCUMENT, paced=False)
+        document = BufferedInputFile(data, filename=f"stylebot-{job.op}.{extension}")
+        return await self.bot.send_document(job.chat_id, document, caption=unsent.caption, reply_markup=unsent.markup,
+                                            disable_content_type_detection=True,
+                                            message_thread_id=delivery.thread_id,
+                                            request_timeout=upload_timeout(len(data)))
 
     async def _remember_result(self, delivery: Delivery, event: JobDone, sent: Message) -> None:
         """Keep what the buttons under the result need: the result itself and its source."""
@@ -257,25 +361,30 @@ class JobMessenger:
         if delivery.status_message_id is None:
             # The handler posts the status message after submit; it shows the latest text.
             if force:
-                sent = await self._safely(self.bot.send_message(delivery.job.chat_id, text))
+                sent = await self._safely(self.bot.send_message(delivery.job.chat_id, text,
+                                                                message_thread_id=delivery.thread_id))
                 delivery.status_message_id = sent.message_id if sent else None
             return
-        wait = delivery.last_edit + STATUS_EDIT_INTERVAL_S - time.monotonic()
+        wait = self.pacer.wait(delivery.job.chat_id)
         if wait > 0 and not force:
-            # Too soon after the last edit: show the latest text when the interval is over.
+            # Too soon after the last edit in this chat: show the latest text when the interval is over.
             if delivery.flush is None:
                 delivery.flush = asyncio.create_task(self._edit_later(delivery, wait))
             return
         self._stop_flush(delivery)
-        await self._edit_status(delivery)
+        await self._edit_status(delivery, final=force)
 
     async def _edit_later(self, delivery: Delivery, wait: float) -> None:
-        await asyncio.sleep(wait)
+        await asyncio.sleep(wait)   # outside the lock: the result and /cancel go on meanwhile
         async with delivery.lock:
             delivery.flush = None
-            if not delivery.finished:
-                with self._speaking(delivery):
-                    await self._edit_status(delivery)
+            if delivery.finished:
+                return
+            if (wait := self.pacer.wait(delivery.job.chat_id)) > 0:   # paused by a 429 meanwhile
+                delivery.flush = asyncio.create_task(self._edit_later(delivery, wait))
+                return
+            with self._speaking(delivery):
+                await self._edit_status(delivery)
 
     @staticmethod
     def _stop_flush(delivery: Delivery) -> None:
@@ -283,24 +392,52 @@ class JobMessenger:
             delivery.flush.cancel()
             delivery.flush = None
 
-    async def _edit_status(self, delivery: Delivery) -> None:
+    async def _edit_status(self, delivery: Delivery, *, final: bool = False) -> None:
         if delivery.status_text == delivery.shown_text:
             return
-        delivery.last_edit = time.monotonic()
-        delivery.shown_text = delivery.status_text
-        await self._safely(self.bot.edit_message_text(text=delivery.status_text, chat_id=delivery.job.chat_id,
-                                                      message_id=delivery.status_message_id))
+        chat_id, message_id, text = delivery.job.chat_id, delivery.status_message_id, delivery.status_text
+        try:
+            await self.bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)
+        except TelegramRetryAfter as e:
+            # Dropped, not waited for: the next progress brings a newer text anyway.
+            log.info("flood control on chat %s: edits paused for %s s", chat_id, e.retry_after)
+            self.pacer.pause(chat_id, e.retry_after)
+            if final:   # the last word (an apology) is not dropped: it goes once the pause is over
+                self._run_later(e.retry_after, self._safely(
+                    self.bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)))
+            return
+        except SEND_ERRORS as e:
+            log.info("status update refused: %s", e)
+        delivery.shown_text = text
+        self.pacer.edited(chat_id)
+
+    def _run_later(self, delay: float, request) -> None:
+        async def later():
+            await asyncio.sleep(delay)
+            await request
+        task = asyncio.create_task(later())
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
 
     async def _delete_status(self, delivery: Delivery) -> None:
         if delivery.status_message_id is not None:
             await self._safely(self.bot.delete_message(delivery.job.chat_id, delivery.status_message_id))
 
-    async def _chat_action(self, delivery: Delivery) -> None:
+    async def _chat_action(self, delivery: Delivery, action: ChatAction | None = None, *, paced: bool = True) -> None:
+        """ "Sending a photo…" at the top of the chat: a courtesy, so it gives way to flood control."""
+        chat_id = delivery.job.chat_id
         now = time.monotonic()
-        if now - delivery.last_action >= CHAT_ACTION_INTERVAL_S:
-            delivery.last_action = now
+        if self.pacer.paused(chat_id) or (paced and now - delivery.last_action < CHAT_ACTION_INTERVAL_S):
+            return
+        delivery.last_action = now
+        if action is None:
             action = ChatAction.UPLOAD_DOCUMENT if delivery.as_document else ChatAction.UPLOAD_PHOTO
-            await self._safely(self.bot.send_chat_action(delivery.job.chat_id, action))
+        try:
+            await self.bot.send_chat_action(chat_id, action, message_thread_id=delivery.thread_id)
+        except TelegramRetryAfter as e:
+            self.pacer.pause(chat_id, e.retry_after)
+        except SEND_ERRORS as e:
+            log.info("chat action refused: %s", e)
 
     def _close(self, delivery: Delivery) -> None:
         if not delivery.finished:
@@ -320,7 +457,7 @@ class JobMessenger:
             return await request
         except TelegramBadRequest as e:
             log.info("status update refused: %s", e.message)
-        except TelegramAPIError as e:
+        except SEND_ERRORS as e:
             log.warning("status update failed: %s", e)
         return None
 
@@ -369,7 +506,9 @@ def progress_text(done: int, total: int) -> str:
     return _("🎨 Painting… {bar} {percent}%").format(bar=bar, percent=round(fraction * 100))
 
 
-def failure_text(event: JobFailed) -> str:
+def failure_text(event: JobFailed | None) -> str:
+    if event is None:
+        return _("😔 Sorry, something went wrong while I was working on your picture. Please try again.")
     if event.reason == "input":
         if event.code == "too_large":
             return _("😔 Sorry, this picture is too large for me to process. Please send a smaller one.")

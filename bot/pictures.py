@@ -27,6 +27,8 @@ from nets.imageio import load_image, probe
 
 # getFile refuses anything larger: "Bad Request: file is too big".
 DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024
+# A Local Bot API server (TELEGRAM_API_LOCAL=1) hands out files up to 2 GB, by a path on its disk.
+LOCAL_DOWNLOAD_LIMIT_BYTES = 2000 * 1024 * 1024
 IMAGE_MIME_TYPES = {"image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/webp",
                     "image/bmp", "image/x-bmp", "image/x-ms-bmp", "image/tiff"}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -63,11 +65,15 @@ class PictureRejected(Exception):
         self.text = text
 
 
-def picture_ref_in(message: Message) -> PictureRef | None:
+def picture_ref_in(message: Message, limit: int = DOWNLOAD_LIMIT_BYTES) -> PictureRef | None:
     """The picture attached to a message; None for a message with no attachment.
 
-    Raises PictureRejected for attachments that are not a still picture.
+    Raises PictureRejected for attachments that are not a still picture, or over `limit` bytes.
     """
+    def _check_size(file_size: int | None) -> None:
+        if file_size and file_size > limit:
+            raise PictureRejected(too_big_text(limit))
+
     if message.photo:
         largest = message.photo[-1]
         _check_size(largest.file_size)
@@ -103,12 +109,9 @@ def _is_image_document(mime_type: str | None, file_name: str | None) -> bool:
     return generic and (file_name or "").lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _check_size(file_size: int | None) -> None:
-    if file_size and file_size > DOWNLOAD_LIMIT_BYTES:
-        raise PictureRejected(too_big_text())
-
-
-def too_big_text() -> str:
+def too_big_text(limit: int = DOWNLOAD_LIMIT_BYTES) -> str:
+    if limit > DOWNLOAD_LIMIT_BYTES:
+        return _("This file is over 2 GB, the most I can take. Please send a smaller one.")
     return _("This file is over 20 MB, the most a bot can download from Telegram. "
              "Send it as a photo, or a smaller file.")
 
@@ -130,8 +133,9 @@ class PictureStore:
     """Checked picture bytes per user, in memory, least recently used out first."""
 
     def __init__(self, *, budget_bytes: int = 256 * 1024 * 1024, ttl_s: float = 3600.0,
-                 max_side_hint: int | None = None, threads: int = 2):
+                 max_side_hint: int | None = None, threads: int = 2, download_limit: int | None = None):
         self.budget_bytes = budget_bytes
+        self.download_limit = download_limit or DOWNLOAD_LIMIT_BYTES
         self.ttl_s = ttl_s
         self.max_side_hint = max_side_hint
         self._pictures: OrderedDict[tuple[int, str], tuple[float, Picture]] = OrderedDict()
@@ -160,16 +164,16 @@ class PictureStore:
         load_image(data, max_side=self.max_side_hint)  # decodes everything: damage shows up now
         return info
 
-    @staticmethod
-    async def _download(bot: Bot, file_id: str) -> bytes:
+    async def _download(self, bot: Bot, file_id: str) -> bytes:
         try:
             file = await bot.get_file(file_id)
         except TelegramBadRequest as e:
             if "too big" in e.message.lower():
-                raise PictureRejected(too_big_text()) from e
+                raise PictureRejected(too_big_text(self.download_limit)) from e
             raise
-        if file.file_size and file.file_size > DOWNLOAD_LIMIT_BYTES:
-            raise PictureRejected(too_big_text())
+        if file.file_size and file.file_size > self.download_limit:
+            raise PictureRejected(too_big_text(self.download_limit))
+        # With a Local Bot API server file_path is a path on its disk, which aiogram reads (is_local).
         buffer = io.BytesIO()
         await bot.download_file(file.file_path, destination=buffer)
         return buffer.getvalue()

@@ -23,6 +23,7 @@ TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 # Telegram accepts these characters only in X-Telegram-Bot-Api-Secret-Token.
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 DEVICES = ("auto", "cpu", "cuda")
+WEBHOOK_PORTS = (80, 88, 443, 8443)   # the only ports Telegram delivers webhooks to
 FAST_STYLES = ("lite", "adain")   # nets.engine.FAST_STYLES; the bot never imports the engine
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 USERNAME_PATTERN = re.compile(r"^@?([A-Za-z0-9_]{1,32})$")
@@ -40,6 +41,9 @@ class SettingsError(ValueError):
 class Settings:
     bot_token: str
     telegram_api_url: str = OFFICIAL_API_URL
+    # TELEGRAM_API_LOCAL: a self-hosted Local Bot API server (--local): any webhook URL and
+    # port, and files up to 2 GB read from the local path it returns.
+    telegram_api_local: bool = False
     weights_dir: Path = Path("weights")
     admin_chat_id: int | None = None
     device: str = "auto"
@@ -111,10 +115,12 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ if environ is None else environ)
     env = _Reader(values)
+    api_local = env.flag("TELEGRAM_API_LOCAL")
 
     return Settings(
         bot_token=_token(env.text("BOT_TOKEN")),
         telegram_api_url=_api_url(env.text("TELEGRAM_API_URL") or OFFICIAL_API_URL),
+        telegram_api_local=api_local,
         weights_dir=Path(env.text("WEIGHTS_DIR") or "weights"),
         admin_chat_id=env.integer("ADMIN_CHAT_ID", default=None, minimum=None),
         device=env.choice("DEVICE", DEVICES, default="auto"),
@@ -130,7 +136,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         gpu_quality_steps=env.integer("GPU_QUALITY_STEPS", default=300, minimum=1, maximum=2000),
         gpu_quality_max_side=env.integer("GPU_QUALITY_MAX_SIDE", default=1024, minimum=64),
         presets_dir=Path(p) if (p := env.text("PRESETS_DIR")) else None,
-        webhook_url=_webhook_url(env.text("WEBHOOK_URL")),
+        webhook_url=_webhook_url(env.text("WEBHOOK_URL"), local=api_local),
         webhook_secret=_webhook_secret(env.text("WEBHOOK_SECRET")),
         port=env.integer("PORT", default=8080, minimum=1, maximum=65535),
         redis_url=_redis_url(env.text("REDIS_URL")),
@@ -164,6 +170,12 @@ class _Reader:
             raise SettingsError(f"{name} must be at most {maximum}, got {value}")
         return value
 
+    def flag(self, name: str) -> bool:
+        raw = (self.text(name) or "0").lower()
+        if raw not in ("0", "1", "true", "false", "yes", "no"):
+            raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
+        return raw in ("1", "true", "yes")
+
     def choice(self, name: str, choices: tuple[str, ...], *, default: str) -> str:
         raw = (self.text(name) or default).lower()
         # "cuda:1" picks a GPU; the engine understands torch device strings.
@@ -194,12 +206,21 @@ def _api_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
-def _webhook_url(raw: str | None) -> str | None:
+def _webhook_url(raw: str | None, *, local: bool) -> str | None:
     if raw is None:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SettingsError(f"WEBHOOK_URL must be an https URL that Telegram can reach, got {raw!r}")
+    if local:
+        return raw   # a Local Bot API server delivers to any URL and port
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise SettingsError(f"WEBHOOK_URL has a bad port, got {raw!r}") from None
+    if parts.scheme != "https" or port not in WEBHOOK_PORTS:
+        raise SettingsError(f"WEBHOOK_URL must be https on port 80, 88, 443 or 8443, the only ones Telegram "
+                            f"sends to, got {raw!r} (TELEGRAM_API_LOCAL=1 lifts this for a Local Bot API server)")
     return raw
 
 

@@ -220,7 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="on the CPU at tiny sizes, to test this script")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    device = "cpu" if args.dry_run else "cuda"
     side = args.side or (32 if args.dry_run else 1024)
     steps = 2 if args.dry_run else QUALITY_STEPS
 

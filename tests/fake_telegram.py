@@ -33,6 +33,25 @@ nothing are refused ("message is not modified"); getFile refuses files over
 20 MB; photos get several sizes (real thumbnails, longest side at most 2560);
 photo uploads over 10 MB or with bad dimensions are refused; callback data
 over 64 bytes is refused; a second getUpdates ends the first with 409.
+
+Stricter still, where real bots break (each switchable per test):
+- ``fault(method, kind)``: Telegram's front end answering an HTML 502/413
+  page (``html_502``, ``html_413``), a connection dropped before the request
+  was taken (``drop``), or after it was carried out, so the bot never hears
+  that its message went out (``drop_after``);
+- ``flood_control()``: a rate model per chat (a burst of 3 in 3 s) and per
+  group (20 a minute), answering 429 with a retry_after that grows while the
+  bot keeps pushing;
+- callback queries expire ``callback_ttl_s`` after the press (10 s), and
+  ``press(..., inaccessible=True)`` carries an InaccessibleMessage (date 0),
+  as Telegram sends for messages it no longer shows the bot;
+- groups and forum topics (``add_group``), privacy mode (the bot then only
+  gets commands meant for it, replies to its messages and service messages),
+  service messages (``send_service``), albums (``media_group_id``), other
+  bots (``add_user(is_bot=True)``);
+- setWebhook refuses non-https URLs and ports other than 80, 88, 443 and
+  8443, unless the fake plays a Local Bot API server (``local=True``), which
+  also hands out local file paths and files up to 2 GB.
 """
 from __future__ import annotations
 
@@ -41,15 +60,20 @@ import html
 import io
 import itertools
 import json
+import math
 import mimetypes
 import re
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from PIL import Image
@@ -57,6 +81,12 @@ from PIL import Image
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuv"
 
 DOWNLOAD_LIMIT = 20 * 1024 * 1024      # getFile refuses bigger files
+LOCAL_DOWNLOAD_LIMIT = 2000 * 1024 * 1024   # a Local Bot API server's limit
+WEBHOOK_PORTS = {80, 88, 443, 8443}
+# Methods that put something into a chat: what flood control counts.
+FLOOD_COUNTED = {"sendmessage", "sendphoto", "senddocument", "copymessage", "editmessagetext",
+                 "editmessagecaption", "editmessagereplymarkup", "sendmediagroup"}
+FAULT_KINDS = {"html_502", "html_413", "drop", "drop_after"}
 PHOTO_UPLOAD_LIMIT = 10 * 1024 * 1024
 UPLOAD_LIMIT = 50 * 1024 * 1024
 PHOTO_MAX_SIDE = 2560                  # Telegram stores photos no bigger than this
@@ -89,9 +119,10 @@ class User:
     username: str | None = None
     language_code: str | None = "en"
     last_name: str | None = None
+    is_bot: bool = False
 
     def to_json(self) -> dict:
-        out = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        out = {"id": self.id, "is_bot": self.is_bot, "first_name": self.first_name}
         for key in ("last_name", "username", "language_code"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -101,6 +132,22 @@ class User:
         out = {"id": self.id, "type": "private", "first_name": self.first_name}
         if self.username:
             out["username"] = self.username
+        return out
+
+
+@dataclass
+class Group:
+    """A group (a supergroup, as every group with a topic is) the bot is a member of."""
+    id: int
+    title: str
+    forum: bool = False
+    privacy: bool = True            # @BotFather's default: the bot sees only what is meant for it
+    topics: set = field(default_factory=set)
+
+    def chat_json(self) -> dict:
+        out = {"id": self.id, "type": "supergroup", "title": self.title}
+        if self.forum:
+            out["is_forum"] = True
         return out
 
 
@@ -141,6 +188,9 @@ class ChatMessage:
     file_bytes: bytes | None = None
     file_name: str | None = None
     reply_to: int | None = None
+    thread_id: int | None = None   # the forum topic it is in
+    media_group_id: str | None = None
+    service: dict | None = None    # new_chat_members, pinned_message, ...: a service message's fields
     deleted: bool = False
     edit_date: int | None = None
     date: int = field(default_factory=lambda: int(time.time()))
@@ -207,6 +257,7 @@ class Press:
     data: str
     seq: int
     _fake: "FakeTelegram"
+    time: float = field(default_factory=time.monotonic)
 
     def answer(self, timeout: float = 5.0) -> dict:
         """The answerCallbackQuery parameters (text, show_alert, ...), as the bot sent them."""
@@ -381,14 +432,18 @@ def _check_markup(markup: dict | None) -> None:
 class FakeTelegram:
     """The fake Bot API server plus the synchronous API a test uses to play the users."""
 
-    def __init__(self, token: str = TOKEN, *, bot_username: str = "stylebot_test_bot"):
+    def __init__(self, token: str = TOKEN, *, bot_username: str = "stylebot_test_bot", local: bool = False):
         self.token = token
+        self.local = local                 # plays a Local Bot API server (--local)
+        self.callback_ttl_s = 10.0         # an unanswered press expires after this
+        self.webhook_url: str | None = None
         self.bot_user = {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "StyleBot",
                          "username": bot_username, "can_join_groups": True,
                          "can_read_all_group_messages": False, "supports_inline_queries": False}
         self.port: int | None = None
         self.commands: dict = {}           # (scope JSON, language_code) -> commands set by setMyCommands
         self.chat_actions: list = []       # (monotonic time, chat_id, action)
+        self.downloads: list = []          # file paths fetched over HTTP (/file/bot<token>/<path>)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._seq = 0
@@ -409,6 +464,12 @@ class FakeTelegram:
         self._queries: dict[str, Press] = {}
         self._answers: dict[str, dict] = {}
         self._injected: dict[str, deque] = {}
+        self._faults: dict[str, deque] = {}
+        self._flood: dict | None = None                # the rate model, once flood_control() is on
+        self._sent_at: dict[int, deque] = {}           # chat_id -> monotonic times of counted calls
+        self._refusals: dict[int, int] = {}            # chat_id -> 429s in a row, for the growing wait
+        self._groups: dict[int, Group] = {}
+        self._local_dir: Path | None = None
         self._calls: list[Call] = []
         self._in_flight = 0
         self._last_activity = time.monotonic()
@@ -455,6 +516,8 @@ class FakeTelegram:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._thread = None
+        if self._local_dir is not None:
+            shutil.rmtree(self._local_dir, ignore_errors=True)
 
     def __enter__(self) -> "FakeTelegram":
         return self.start()
@@ -507,7 +570,13 @@ class FakeTelegram:
             params, files = await self._read_params(request)
             call.params = params
             call.files = {k: (v[0], len(v[1])) for k, v in files.items()}
+            fault = self._take_fault(name, call)
+            if fault in ("html_502", "html_413"):
+                return self._html_error_page(call, int(fault[-3:]))
+            if fault == "drop":
+                return self._drop(request, call)
             self._take_injected(name, call)
+            self._check_flood(name, params)
             handler = self._handlers().get(name.lower())
             if handler is None and name.lower().startswith("set"):
                 handler = self._api_true      # setMyDescription and friends: nothing to check
@@ -520,6 +589,8 @@ class FakeTelegram:
                     result = handler(params, files)
             body = {"ok": True, "result": result}
             call.status, call.ok = 200, True
+            if fault == "drop_after":     # done, but the answer never reaches the bot
+                return self._drop(request, call)
         except ApiError as err:
             body = {"ok": False, "error_code": err.code, "description": err.description}
             if err.parameters:
@@ -536,10 +607,61 @@ class FakeTelegram:
 
     async def _handle_download(self, request: web.Request) -> web.Response:
         record = self._paths.get(request.match_info["path"])
+        self.downloads.append(request.match_info["path"])
         if request.match_info["token"] != self.token or record is None or record.data is None:
             # Telegram answers a bad download link with a bare 404 JSON body.
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
         return web.Response(body=record.data, content_type="application/octet-stream")
+
+    def _take_fault(self, name: str, call: Call) -> str | None:
+        with self._lock:
+            queue = self._faults.get(name.lower())
+            if not queue:
+                return None
+            call.injected = True
+            return queue.popleft()
+
+    def _html_error_page(self, call: Call, status: int) -> web.Response:
+        """What nginx in front of the Bot API answers when the back end is away: not JSON at all."""
+        reason = {502: "Bad Gateway", 413: "Request Entity Too Large"}[status]
+        call.status, call.ok, call.description = status, False, f"HTML {status} page"
+        page = (f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+                f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n"
+                "</body>\r\n</html>\r\n")
+        return web.Response(text=page, status=status, content_type="text/html")
+
+    @staticmethod
+    def _drop(request: web.Request, call: Call) -> web.Response:
+        """Close the connection without an answer: the client sees it cut off."""
+        call.status, call.ok = 0, False
+        call.description = call.description or "connection dropped"
+        request.transport.abort()
+        return web.Response(status=204)
+
+    def _check_flood(self, name: str, params: dict) -> None:
+        """Telegram's flood control, roughly: a burst per chat, a budget per minute per group."""
+        if self._flood is None or name.lower() not in FLOOD_COUNTED:
+            return
+        try:
+            chat_id = int(params.get("chat_id"))
+        except (TypeError, ValueError):
+            return
+        with self._lock:
+            if chat_id in self._groups:
+                count, window = self._flood["group_per_minute"], 60.0
+            else:
+                count, window = self._flood["chat_burst"], self._flood["chat_window_s"]
+            now = time.monotonic()
+            sent = self._sent_at.setdefault(chat_id, deque())
+            while sent and now - sent[0] >= window:
+                sent.popleft()
+            if len(sent) >= count:
+                # Pushing on while refused makes the wait longer, as on Telegram.
+                self._refusals[chat_id] = self._refusals.get(chat_id, 0) + 1
+                wait = math.ceil(window - (now - sent[0])) + self._refusals[chat_id] - 1
+                raise ApiError(429, f"Too Many Requests: retry after {wait}", {"retry_after": wait})
+            self._refusals.pop(chat_id, None)
+            sent.append(now)
 
     def _take_injected(self, name: str, call: Call) -> None:
         with self._lock:
@@ -557,6 +679,7 @@ class FakeTelegram:
         return {
             "getme": lambda p, f: self.bot_user,
             "deletewebhook": self._api_delete_webhook,
+            "setwebhook": self._api_set_webhook,
             "getwebhookinfo": lambda p, f: {"url": "", "has_custom_certificate": False, "pending_update_count": len(self._updates)},
             "setmycommands": self._api_set_my_commands,
             "getmycommands": lambda p, f: self.commands.get((json.dumps(_json(p.get("scope"), "scope") or {"type": "default"}, sort_keys=True), p.get("language_code", "")), []),
@@ -576,6 +699,18 @@ class FakeTelegram:
     # -- Bot API methods (run under self._lock) --
 
     def _api_true(self, params, files):
+        return True
+
+    def _api_set_webhook(self, params, files):
+        url = params.get("url") or ""
+        if url and not self.local:
+            # What Telegram answers; a Local Bot API server takes any URL and port.
+            parts = urlsplit(url)
+            if parts.scheme != "https":
+                raise bad_request("bad webhook: HTTPS url must be provided for webhook")
+            if (parts.port or 443) not in WEBHOOK_PORTS:
+                raise bad_request("bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443")
+        self.webhook_url = url or None
         return True
 
     def _api_delete_webhook(self, params, files):
@@ -648,7 +783,19 @@ class FakeTelegram:
             return None
         return target
 
-    def _new_bot_message(self, chat_id: int, method: str, **fields) -> ChatMessage:
+    def _thread_for_sending(self, chat_id: int, params) -> int | None:
+        thread = params.get("message_thread_id")
+        if thread in (None, ""):
+            return None
+        thread = _int(thread, "message_thread_id")
+        group = self._groups.get(chat_id)
+        if group is None or not group.forum or thread not in group.topics:
+            raise bad_request("message thread not found")
+        return thread
+
+    def _new_bot_message(self, chat_id: int, method: str, params: dict | None = None, **fields) -> ChatMessage:
+        if params is not None:
+            fields.setdefault("thread_id", self._thread_for_sending(chat_id, params))
         message = ChatMessage(chat_id=chat_id, message_id=self._next_message_id(chat_id), sender=None,
                               method=method, **fields)
         message.history.append(message._state(method))
@@ -670,7 +817,7 @@ class FakeTelegram:
         markup = _json(params.get("reply_markup"), "reply_markup")
         _check_markup(markup)
         reply_to = self._reply_to(chat_id, params)
-        message = self._new_bot_message(chat_id, "sendMessage", text=text, raw_text=raw, parse_mode=parse_mode,
+        message = self._new_bot_message(chat_id, "sendMessage", params, text=text, raw_text=raw, parse_mode=parse_mode,
                                         reply_markup=markup, reply_to=reply_to)
         return self._message_json(message)
 
@@ -728,7 +875,7 @@ class FakeTelegram:
                 if len(data) > UPLOAD_LIMIT:
                     raise ApiError(413, "Request Entity Too Large")
                 fields["document"] = self._document(data, filename or "document", None, None)
-        message = self._new_bot_message(chat_id, f"send{kind.capitalize()}", **fields)
+        message = self._new_bot_message(chat_id, f"send{kind.capitalize()}", params, **fields)
         return self._message_json(message)
 
     def _uploaded_photo(self, data: bytes) -> list:
@@ -746,6 +893,7 @@ class FakeTelegram:
 
     def _api_send_chat_action(self, params, files):
         chat_id = self._chat_for_sending(params)
+        self._thread_for_sending(chat_id, params)
         action = params.get("action")
         if action not in CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")
@@ -804,7 +952,9 @@ class FakeTelegram:
 
     def _api_answer_callback_query(self, params, files):
         query_id = params.get("callback_query_id")
-        if query_id not in self._queries or query_id in self._answers:
+        press = self._queries.get(query_id)
+        too_late = press is not None and time.monotonic() - press.time > self.callback_ttl_s
+        if press is None or query_id in self._answers or too_late:
             raise bad_request("query is too old and response timeout expired or query ID is invalid")
         self._answers[query_id] = {k: v for k, v in params.items() if k != "callback_query_id"}
         self._bump()
@@ -814,10 +964,19 @@ class FakeTelegram:
         record = self._files.get(params.get("file_id") or "")
         if record is None:
             raise bad_request("invalid file_id")
-        if record.size > DOWNLOAD_LIMIT:
+        if record.size > (LOCAL_DOWNLOAD_LIMIT if self.local else DOWNLOAD_LIMIT):
             raise bad_request("file is too big")
+        path = record.path
+        if self.local:
+            # A Local Bot API server keeps the file on its disk and says where.
+            if self._local_dir is None:
+                self._local_dir = Path(tempfile.mkdtemp(prefix="fake-bot-api-"))
+            local = self._local_dir / record.path
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(record.data or b"")
+            path = str(local)
         return {"file_id": record.file_id, "file_unique_id": record.file_unique_id,
-                "file_size": record.size, "file_path": record.path}
+                "file_size": record.size, "file_path": path}
 
     def _api_copy_message(self, params, files):
         chat_id = self._chat_for_sending(params)
@@ -830,7 +989,7 @@ class FakeTelegram:
                                                   "entities", "photo", "document", "sticker", "file_bytes", "file_name")}
         if "caption" in params:
             fields["caption"], fields["raw_caption"], fields["parse_mode"] = self._caption(params)
-        copy = self._new_bot_message(chat_id, "copyMessage", reply_markup=markup,
+        copy = self._new_bot_message(chat_id, "copyMessage", params, reply_markup=markup,
                                      reply_to=self._reply_to(chat_id, params), **fields)
         return {"message_id": copy.message_id}
 
@@ -839,9 +998,13 @@ class FakeTelegram:
     def _message_json(self, message: ChatMessage, *, with_reply: bool = True) -> dict:
         out = {"message_id": message.message_id, "date": message.date, "chat": self._chats[message.chat_id],
                "from": self.bot_user if message.from_bot else message.sender.to_json()}
-        for key in ("text", "entities", "caption", "photo", "document", "sticker", "edit_date"):
+        for key in ("text", "entities", "caption", "photo", "document", "sticker", "edit_date", "media_group_id"):
             if getattr(message, key) is not None:
                 out[key] = getattr(message, key)
+        if message.thread_id is not None:
+            out["message_thread_id"] = message.thread_id
+            out["is_topic_message"] = True
+        out.update(message.service or {})
         if message.reply_markup and "inline_keyboard" in message.reply_markup:
             out["reply_markup"] = message.reply_markup    # only inline keyboards are shown on a Message
         if with_reply and message.reply_to is not None:
@@ -922,10 +1085,13 @@ class FakeTelegram:
     # --- the test's side: users ------------------------------------------------------------
 
     def add_user(self, id: int | None = None, first_name: str = "Alice", username: str | None = None,
-                 language_code: str | None = "en", last_name: str | None = None) -> User:
-        """A user who has opened a private chat with the bot (so the bot may write to them)."""
+                 language_code: str | None = "en", last_name: str | None = None, *, is_bot: bool = False) -> User:
+        """A user who has opened a private chat with the bot (so the bot may write to them).
+
+        is_bot: another bot, met in groups."""
         with self._lock:
-            user = User(id if id is not None else next(self._user_ids), first_name, username, language_code, last_name)
+            user = User(id if id is not None else next(self._user_ids), first_name, username, language_code, last_name,
+                        is_bot)
             self._users[user.id] = user
             self._chats[user.id] = user.chat_json()
             return user
@@ -934,6 +1100,34 @@ class FakeTelegram:
         """A group or channel the bot may write to (e.g. an admin log)."""
         with self._lock:
             self._chats[chat_id] = {"id": chat_id, "type": type, "title": title}
+
+    def add_group(self, title: str = "Friends", *, forum: bool = False, privacy: bool = True,
+                  topics: tuple = ()) -> Group:
+        """A supergroup with the bot in it; forum=True with topic ids makes a group with topics.
+
+        privacy: @BotFather's privacy mode (on by default): the bot is then given only
+        commands meant for it, replies to its own messages and service messages."""
+        with self._lock:
+            group = Group(-1001000000000 - len(self._groups) - 1, title, forum, privacy, set(topics))
+            self._groups[group.id] = group
+            self._chats[group.id] = group.chat_json()
+            return group
+
+    def set_flood_control(self, on: bool = True, *, chat_burst: int = 3, chat_window_s: float = 3.0,
+                          group_per_minute: int = 20) -> None:
+        """Answer floods with 429 like Telegram: per chat a burst in a window, per group a minute's budget."""
+        with self._lock:
+            self._flood = {"chat_burst": chat_burst, "chat_window_s": chat_window_s,
+                           "group_per_minute": group_per_minute} if on else None
+            self._sent_at.clear()
+            self._refusals.clear()
+
+    def fault(self, method: str, kind: str = "drop", times: int = 1) -> None:
+        """The next `times` calls of `method` meet a network fault: html_502, html_413, drop, drop_after."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {sorted(FAULT_KINDS)}")
+        with self._lock:
+            self._faults.setdefault(method.lower(), deque()).extend([kind] * times)
 
     def block(self, user: User) -> None:
         """The user blocks the bot: sends to them answer 403."""
@@ -954,34 +1148,72 @@ class FakeTelegram:
             self._loop.call_soon_threadsafe(self._update_event.set)
         return update
 
-    def _user_message(self, user: User, **fields) -> ChatMessage:
+    def _user_message(self, user: User, *, chat: Group | None = None, thread: int | None = None,
+                      **fields) -> ChatMessage:
         with self._lock:
-            if user.id not in self._chats:
+            chat_id = chat.id if chat is not None else user.id
+            if chat is None and user.id not in self._chats:
                 self._chats[user.id] = user.chat_json()
-            message = ChatMessage(chat_id=user.id, message_id=self._next_message_id(user.id), sender=user,
-                                  method="user", **fields)
+            if thread is not None and (chat is None or not chat.forum or thread not in chat.topics):
+                raise AssertionError(f"no topic {thread} in {chat!r}")
+            message = ChatMessage(chat_id=chat_id, message_id=self._next_message_id(chat_id), sender=user,
+                                  method="user", thread_id=thread, **fields)
             message.history.append(message._state("user"))
-            self._messages.setdefault(user.id, []).append(message)
+            self._messages.setdefault(chat_id, []).append(message)
             self._touch(message)
-            self.push_update({"message": self._message_json(message)})
+            if chat is None or self._bot_may_see(chat, message):
+                self.push_update({"message": self._message_json(message)})
             return message
 
-    def send_text(self, user: User, text: str, *, reply_to: ChatMessage | None = None) -> ChatMessage:
-        """The user writes `text`; a leading /command gets its bot_command entity."""
+    def _bot_may_see(self, group: Group, message: ChatMessage) -> bool:
+        """Privacy mode: commands meant for the bot, replies to its messages, service messages."""
+        if not group.privacy or message.service:
+            return True
+        if message.reply_to is not None:
+            replied = self._find(group.id, message.reply_to)
+            if replied is not None and replied.from_bot:
+                return True
+        text = message.text or ""
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            mention = command.split("@", 1)[1] if "@" in command else None
+            return mention is None or mention.lower() == self.bot_user["username"].lower()
+        return False
+
+    def send_text(self, user: User, text: str, *, reply_to: ChatMessage | None = None, chat: Group | None = None,
+                  thread: int | None = None) -> ChatMessage:
+        """The user writes `text` (in a private chat, or in `chat`, a group, and its topic `thread`).
+
+        A leading /command gets its bot_command entity; "/style@some_bot" names the bot it is meant for."""
         entities = None
         if text.startswith("/"):
             command = text.split(maxsplit=1)[0]
             entities = [{"type": "bot_command", "offset": 0, "length": _utf16_len(command)}]
-        return self._user_message(user, text=text, raw_text=text, entities=entities,
+        return self._user_message(user, chat=chat, thread=thread, text=text, raw_text=text, entities=entities,
                                   reply_to=reply_to.message_id if reply_to else None)
 
     def send_photo(self, user: User, data: bytes, caption: str | None = None, *,
-                   file_size: int | None = None) -> ChatMessage:
-        """The user sends a picture as a photo; file_size overrides the largest size's declared size."""
+                   file_size: int | None = None, reply_to: ChatMessage | None = None, chat: Group | None = None,
+                   thread: int | None = None, media_group_id: str | None = None) -> ChatMessage:
+        """The user sends a picture as a photo; file_size overrides the largest size's declared size.
+
+        media_group_id: a part of an album (Telegram sends each photo of an album as its own message)."""
         with self._lock:
             sizes = self._photo_sizes(data, file_size)
-        return self._user_message(user, kind="photo", photo=sizes, caption=caption, raw_caption=caption,
-                                  file_bytes=data)
+        return self._user_message(user, chat=chat, thread=thread, kind="photo", photo=sizes, caption=caption,
+                                  raw_caption=caption, file_bytes=data, media_group_id=media_group_id,
+                                  reply_to=reply_to.message_id if reply_to else None)
+
+    def send_album(self, user: User, pictures: list[bytes], **where) -> list[ChatMessage]:
+        """Several photos sent together: one message each, sharing a media_group_id."""
+        group_id = str(next(self._ids) * 7919)
+        return [self.send_photo(user, data, media_group_id=group_id, **where) for data in pictures]
+
+    def send_service(self, user: User, chat: Group, **fields) -> ChatMessage:
+        """A service message in a group, e.g. new_chat_members=[...], pinned_message={...}, new_chat_title="x"."""
+        fields = {k: ([u.to_json() if isinstance(u, User) else u for u in v] if isinstance(v, list) else v)
+                  for k, v in fields.items()}
+        return self._user_message(user, chat=chat, kind="service", service=fields)
 
     def send_document(self, user: User, data: bytes | None, file_name: str, mime_type: str | None = None,
                       caption: str | None = None, *, file_size: int | None = None) -> ChatMessage:
@@ -1011,10 +1243,14 @@ class FakeTelegram:
         return self._user_message(user, kind="sticker", sticker=sticker, file_bytes=data)
 
     def press(self, user: User, message: ChatMessage, callback_data: str | None = None, *,
-              text: str | None = None) -> Press:
-        """The user presses an inline button of the bot's message, chosen by its data or by its text."""
+              text: str | None = None, inaccessible: bool = False) -> Press:
+        """The user presses an inline button of the bot's message, chosen by its data or by its text.
+
+        inaccessible: Telegram no longer shows the message to the bot (it is old), so the
+        query carries an InaccessibleMessage: chat, message_id and date 0, nothing else."""
         with self._lock:
-            if not message.from_bot or message.chat_id != user.id or message.deleted:
+            in_group = message.chat_id in self._groups
+            if not message.from_bot or (message.chat_id != user.id and not in_group) or message.deleted:
                 raise AssertionError(f"{user.first_name} cannot press a button on {message!r}")
             if text is not None:
                 callback_data = message.button(text).get("callback_data")
@@ -1023,8 +1259,10 @@ class FakeTelegram:
             query_id = str(next(self._ids) * 1000003)
             press = Press(query_id, user, message, callback_data, self._seq, self)
             self._queries[query_id] = press
+            shown = ({"chat": self._chats[message.chat_id], "message_id": message.message_id, "date": 0}
+                     if inaccessible else self._message_json(message))
             self.push_update({"callback_query": {"id": query_id, "from": user.to_json(),
-                                                 "message": self._message_json(message),
+                                                 "message": shown,
                                                  "chat_instance": f"-{user.id}77", "data": callback_data}})
             return press
 

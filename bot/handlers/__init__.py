@@ -1,13 +1,14 @@
 """One router per feature; the order of `routers()` is the order they are asked."""
 from aiogram import Router
 
-from bot.handlers import (control, errors, fallback, feedback, language, loose_picture, presets, results, season,
-                          start, style, upscale)
+from bot.handlers import (control, errors, fallback, feedback, groups, language, loose_picture, presets, results,
+                          season, start, style, upscale)
 
 
 def routers() -> list[Router]:
     return [
         errors.router,
+        groups.router,           # service messages, other bots, group chatter: no answer
         control.router,          # /cancel and /reset work from any dialog
         start.router,
         language.router,

@@ -25,7 +25,7 @@ async def take_picture(message: Message, pictures: PictureStore, messenger: JobM
         await message.answer(please_wait_text())
         return None
     try:
-        ref = picture_ref_in(message)
+        ref = picture_ref_in(message, pictures.download_limit)
         if ref is None:
             return None
         return await pictures.fetch(message.bot, message.from_user.id, ref)

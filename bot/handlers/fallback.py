@@ -8,6 +8,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.groups import ask_for_picture
 from bot.states import WAITING_FOR_PICTURE, PresetDialog, SeasonDialog, StyleDialog, UpscaleDialog
 
 router = Router(name="fallback")
@@ -37,8 +38,8 @@ async def unknown_command(message: Message) -> None:
 
 @router.message(StateFilter(*WAITING_FOR_PICTURE))
 async def reminder(message: Message, state: FSMContext) -> None:
-    await message.answer(waiting_for(await state.get_state()) + "\n"
-                         + _("Send it as a photo or an image file, or /cancel to stop."))
+    await ask_for_picture(message, message.from_user, waiting_for(await state.get_state()) + "\n"
+                          + _("Send it as a photo or an image file, or /cancel to stop."))
 
 
 @router.message()

@@ -34,4 +34,7 @@ async def pick_language(callback: CallbackQuery, callback_data: LanguagePick, st
     with i18n.use_locale(callback_data.locale):
         confirmation = _("Done: I'll speak English from now on.")
         await callback.answer(confirmation)
-        await callback.message.edit_text(confirmation)
+        if isinstance(callback.message, Message):
+            await callback.message.edit_text(confirmation)
+        else:   # an InaccessibleMessage: too old for the bot to edit, so it says so anew
+            await callback.message.answer(confirmation)

@@ -1,4 +1,6 @@
-"""A picture that came with no operation chosen: keep it and offer what to do."""
+"""A picture that came with no operation chosen: keep it and offer what to do.
+
+An album gets one menu, for its first picture (bot/albums.py says why)."""
 from aiogram import Router
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
@@ -15,9 +17,14 @@ router = Router(name="loose_picture")
 
 @router.message(StateFilter(None), ATTACHMENT)
 async def keep_picture(message: Message, state: FSMContext, pictures: PictureStore,
-                       messenger: JobMessenger) -> None:
+                       messenger: JobMessenger, album_part: int = 0) -> None:
+    if album_part:
+        return   # the album's first picture has its menu already
     picture = await take_picture(message, pictures, messenger)
     if picture is None:
         return
     await state.set_data({KEPT_PICTURE: picture.ref.as_data()})
-    await message.answer(_("Nice picture! What shall I do with it?"), reply_markup=picture_menu())
+    text = _("Nice picture! What shall I do with it?")
+    if message.media_group_id:
+        text += "\n" + _("You sent an album: I'll work on its first picture. Send the others one at a time.")
+    await message.answer(text, reply_markup=picture_menu())

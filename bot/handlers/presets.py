@@ -7,6 +7,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.groups import ask_for_picture
 from bot.handlers.common import (ATTACHMENT, fast_model, fetch_kept, fetch_ref, find_result, pick_fast_model,
                                  restart_dialog, take_picture)
 from bot.jobs import Job, JobDone
@@ -48,7 +49,9 @@ async def choose_model(callback: CallbackQuery, callback_data: PresetModel, stat
     await pick_fast_model(state, callback_data.model)
     await callback.answer(_("Fast: a small network, the result in a second or two.") if callback_data.model == "lite"
                           else _("Detailed: a larger network with finer detail; it takes longer."))
-    if callback_data.model != before:
+    if not isinstance(callback.message, Message):   # too old to edit: the menu comes anew
+        await callback.message.answer(menu_text(), reply_markup=presets_menu(presets, callback_data.model))
+    elif callback_data.model != before:
         await callback.message.edit_reply_markup(reply_markup=presets_menu(presets, callback_data.model))
 
 
@@ -67,7 +70,8 @@ async def pick_preset(callback: CallbackQuery, callback_data: PresetPick, state:
         return
     await state.set_state(PresetDialog.waiting_picture)
     await state.update_data(preset=callback_data.model_dump())
-    await callback.message.answer(_("Now send me the photo to paint: {style}").format(style=preset.caption))
+    await ask_for_picture(callback.message, callback.from_user,
+                          _("Now send me the photo to paint: {style}").format(style=preset.caption))
 
 
 @router.message(PresetDialog.waiting_picture, ATTACHMENT)
@@ -124,8 +128,9 @@ async def sheet_button(callback: CallbackQuery, state: FSMContext, presets: Pres
         return
     await restart_dialog(state, keep_picture=False)
     await state.set_state(PresetDialog.waiting_sheet_picture)
-    await callback.message.answer(_("Send me a photo and I'll show it painted like each of the {count} paintings, "
-                                    "on one picture.").format(count=len(presets.paintings)))
+    await ask_for_picture(callback.message, callback.from_user,
+                          _("Send me a photo and I'll show it painted like each of the {count} paintings, "
+                            "on one picture.").format(count=len(presets.paintings)))
 
 
 @router.message(PresetDialog.waiting_sheet_picture, ATTACHMENT)

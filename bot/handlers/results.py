@@ -1,5 +1,6 @@
 """The buttons under a result: upscale it, try another style, start over."""
 from aiogram import F, Router
+from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 from aiogram.utils.i18n import gettext as _
@@ -72,3 +73,24 @@ async def start_over(callback: CallbackQuery, state: FSMContext) -> None:
     await callback.answer()
     await state.clear()
     await callback.message.answer(greeting_text(callback.from_user.first_name), reply_markup=main_menu())
+
+
+@router.callback_query(ResultAction.filter(F.name == "resend"))
+async def send_again(callback: CallbackQuery, callback_data: ResultAction, messenger: JobMessenger) -> None:
+    """ "Send it again" under a result whose delivery broke off."""
+    await callback.answer()
+    sent = await messenger.resend(callback.from_user.id, callback_data.job_id)
+    if sent is None:
+        await callback.message.answer(expired_text())
+    elif sent:
+        await delete_quietly(callback.message)
+    else:
+        await callback.message.answer(_("😔 Sorry, I still couldn't send it. Please try again in a minute."))
+
+
+async def delete_quietly(message) -> None:
+    """The note with the button has done its work once the picture is there."""
+    try:
+        await message.bot.delete_message(message.chat.id, message.message_id)
+    except (TelegramAPIError, ClientDecodeError):
+        pass

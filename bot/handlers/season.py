@@ -5,6 +5,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.groups import ask_for_picture
 from bot.handlers.common import ATTACHMENT, fetch_kept, restart_dialog, take_picture
 from bot.jobs import Job
 from bot.keyboards import SEASONS, Action, SeasonPick, seasons_menu
@@ -46,7 +47,7 @@ async def pick_direction(callback: CallbackQuery, callback_data: SeasonPick, sta
         text = _("☀️→❄️ Send me a summer photo and I'll cover it in winter.")
     else:
         text = _("❄️→☀️ Send me a winter photo and I'll bring the summer back.")
-    await callback.message.answer(text)
+    await ask_for_picture(callback.message, callback.from_user, text)
 
 
 @router.message(SeasonDialog.waiting_picture, ATTACHMENT)

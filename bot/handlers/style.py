@@ -8,9 +8,10 @@ as both pictures are in.
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, User
 from aiogram.utils.i18n import gettext as _
 
+from bot.groups import ask_for_picture
 from bot.handlers.common import ATTACHMENT, fast_model, fetch_ref, pick_fast_model, restart_dialog, take_picture
 from bot.jobs import Job
 from bot.keyboards import FAST_MODELS, STRENGTHS, Action, StyleOption, style_options
@@ -35,17 +36,18 @@ def options_keyboard(options: dict):
 @router.message(Command("style"))
 async def style_command(message: Message, state: FSMContext, settings: Settings) -> None:
     await restart_dialog(state, keep_picture=False)
-    await ask_for_style(message, state, settings, content=None)
+    await ask_for_style(message, message.from_user, state, settings, content=None)
 
 
 @router.callback_query(Action.filter(F.name == "style"))
 async def style_button(callback: CallbackQuery, state: FSMContext, settings: Settings) -> None:
     await callback.answer()
     content = await restart_dialog(state, keep_picture=True)
-    await ask_for_style(callback.message, state, settings, content=content)
+    await ask_for_style(callback.message, callback.from_user, state, settings, content=content)
 
 
-async def ask_for_style(message: Message, state: FSMContext, settings: Settings, content: PictureRef | None) -> None:
+async def ask_for_style(message: Message, user: User, state: FSMContext, settings: Settings,
+                        content: PictureRef | None) -> None:
     options = await default_options(state, settings)
     await state.set_state(StyleDialog.waiting_style)
     await state.update_data(options=options, content=content.as_data() if content else None)
@@ -55,7 +57,7 @@ async def ask_for_style(message: Message, state: FSMContext, settings: Settings,
     else:
         text = _("🎨 Now send me the style picture: a painting, a drawing, any picture whose look you like. "
                  "I'll paint your photo in it.")
-    await message.answer(text + "\n\n" + options_hint(), reply_markup=options_keyboard(options))
+    await ask_for_picture(message, user, text + "\n\n" + options_hint(), reply_markup=options_keyboard(options))
 
 
 def options_hint() -> str:
@@ -73,8 +75,8 @@ async def got_style(message: Message, state: FSMContext, pictures: PictureStore,
     content_ref = PictureRef.from_data(data.get("content"))
     if content_ref is None:
         await state.set_state(StyleDialog.waiting_content)
-        await message.answer(_("👍 Got the style. Now send the photo you want painted in it."),
-                             reply_markup=options_keyboard(data["options"]))
+        await ask_for_picture(message, message.from_user, _("👍 Got the style. Now send the photo you want painted in it."),
+                              reply_markup=options_keyboard(data["options"]))
         return
     content = await fetch_ref(message, message.from_user.id, content_ref, pictures)
     if content is not None:
@@ -132,6 +134,10 @@ async def change_option(callback: CallbackQuery, callback_data: StyleOption, sta
         await callback.answer(_("This button has expired."))
         return
     await callback.answer(note)
-    if options != before:
+    if not isinstance(callback.message, Message):
+        # An InaccessibleMessage (too old to edit): the options come anew, ticked as they now are.
+        await state.update_data(options=options)
+        await callback.message.answer(note + "\n\n" + options_hint(), reply_markup=options_keyboard(options))
+    elif options != before:
         await state.update_data(options=options)
         await callback.message.edit_reply_markup(reply_markup=options_keyboard(options))

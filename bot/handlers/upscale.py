@@ -12,6 +12,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.groups import ask_for_picture
 from bot.handlers.common import ATTACHMENT, fetch_kept, restart_dialog, take_picture
 from bot.jobs import Job, JobDone
 from bot.keyboards import Action
@@ -36,7 +37,7 @@ def ask_text() -> str:
 async def upscale_command(message: Message, state: FSMContext) -> None:
     await restart_dialog(state, keep_picture=False)
     await state.set_state(UpscaleDialog.waiting_picture)
-    await message.answer(ask_text())
+    await ask_for_picture(message, message.from_user, ask_text())
 
 
 @router.callback_query(Action.filter(F.name == "upscale"))
@@ -49,7 +50,7 @@ async def upscale_button(callback: CallbackQuery, state: FSMContext, settings: S
         await start_upscale(callback.message, callback.from_user.id, settings, messenger, picture)
         return
     await state.set_state(UpscaleDialog.waiting_picture)
-    await callback.message.answer(ask_text())
+    await ask_for_picture(callback.message, callback.from_user, ask_text())
 
 
 @router.message(UpscaleDialog.waiting_picture, ATTACHMENT)

@@ -378,8 +378,11 @@ def test_webhook_mode_checks_telegrams_secret_header(fake_tg, weights_dir, tmp_p
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/hook/telegram"
+    # Telegram itself takes only https on 80, 88, 443 or 8443; a Local Bot API server takes this.
+    fake_tg.local = True
     bot = BotProcess(fake_tg, weights_dir=weights_dir, log_path=tmp_path / "webhook.log",
-                     env_overrides={"WEBHOOK_URL": url, "WEBHOOK_SECRET": "s3cret-token", "PORT": str(port)})
+                     env_overrides={"WEBHOOK_URL": url, "WEBHOOK_SECRET": "s3cret-token", "PORT": str(port),
+                                    "TELEGRAM_API_LOCAL": "1"})
     with bot:
         registered = fake_tg.wait_call("setWebhook", timeout=60)
         assert registered.params["url"] == url and registered.params["secret_token"] == "s3cret-token"
