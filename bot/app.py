@@ -96,12 +96,12 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
     messenger = JobMessenger(bot, i18n, storage, pictures, can_preview=bool(presets.paintings))
     messenger.queue = JobQueue(
         engine_options={"weights_dir": str(settings.weights_dir), "device": settings.device,
-                        "max_side": settings.max_side, "fast_style": settings.default_fast_style,
+                        "max_side": settings.max_side, "fast_style": settings.fast_style,
                         "precision": settings.cpu_precision, "device_limits": settings.device_limits(),
                         # the workers share the cores rather than each taking all of them
                         "threads": max(1, available_cpus() // settings.job_workers)},
         workers=settings.job_workers, max_queue=settings.max_queue, time_limit_s=settings.job_time_limit_s,
-        on_event=messenger.on_event)
+        on_event=messenger.on_event, on_ready=settings.engine_reports.update)
 
     # The operator's side: counters for /stats, the hourly limit, and (with Redis) the job ledger.
     stats = Stats(redis_link)

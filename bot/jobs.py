@@ -147,7 +147,8 @@ class JobQueue:
 
     def __init__(self, *, engine_factory: str = "nets.engine:Engine", engine_options: dict,
                  workers: int = 1, max_queue: int = 8, time_limit_s: float = 600,
-                 on_event: Callable[[object], Awaitable[None]]):
+                 on_event: Callable[[object], Awaitable[None]],
+                 on_ready: Callable[[dict], None] | None = None):
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._factory = engine_factory
@@ -155,6 +156,7 @@ class JobQueue:
         self._max_queue = max_queue
         self._time_limit_s = time_limit_s
         self._on_event = on_event
+        self._on_ready = on_ready   # told what each worker's engine is (bot.worker.describe) when it is ready
         # spawn, not fork: forking a process that runs an event loop and
         # threads copies their locks in whatever state they happen to be.
         self._ctx = multiprocessing.get_context("spawn")
@@ -327,6 +329,8 @@ class JobQueue:
         if kind == "ready":
             w.ready = True
             w.about = message[2]
+            if self._on_ready is not None:
+                self._on_ready(w.about)
             self._spawn_failures = 0
             log.info("worker %d ready: %s", w.index, ", ".join(f"{k} {v}" for k, v in w.about.items()))
             if not message[1]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -72,6 +72,9 @@ class Settings:
     allowed_users: frozenset | None = None  # ALLOWED_USERS: ids (int) and lower-case usernames; None: all
     jobs_per_hour: int = DEFAULT_JOBS_PER_HOUR   # JOBS_PER_HOUR; 0: no limit
     heartbeat_file: Path = Path("/tmp/stylebot-heartbeat")   # HEARTBEAT_FILE, for the health check
+    # What the ready workers said of their engines (bot.worker.describe): the one part
+    # learnt at run time, since only a worker can tell whether DEVICE=auto found a GPU.
+    engine_reports: dict = field(default_factory=dict, compare=False, repr=False)
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id == self.admin_chat_id
@@ -80,11 +83,14 @@ class Settings:
     def default_fast_style(self) -> str:
         """The fast network offered first: FAST_STYLE, else the one made for the device.
 
-        DEVICE=auto counts as the CPU: the bot cannot see the GPU without
-        torch, and lite is the safe guess (a GPU host sets FAST_STYLE or
-        DEVICE=cuda, as the CUDA image does)."""
+        With DEVICE=auto the bot cannot see the GPU without torch; the workers
+        can, and their engines pick by the device they got (lite on the CPU,
+        AdaIN on CUDA). Until one is ready, lite is the safe guess."""
         if self.fast_style is not None:
             return self.fast_style
+        reported = self.engine_reports.get("fast_style")
+        if reported is not None:
+            return reported
         return "adain" if self.device.startswith("cuda") else "lite"
 
     def device_limits(self) -> dict[str, dict]:

@@ -100,6 +100,8 @@ def describe(engine, limits: device_limits.DeviceLimits | None = None) -> dict:
     (strings), and the limits it applies (numbers), so the bot's words match them."""
     about = {"device": str(getattr(engine, "device", "unknown")),
              "precision": str(getattr(engine, "precision", "unknown"))}
+    if getattr(engine, "fast_style", None) is not None:
+        about["fast_style"] = engine.fast_style   # the engine's pick for its device, shown first in menus
     if limits is not None:
         about.update(limits.as_dict())
     return about

@@ -34,6 +34,7 @@ class FakeEngine:
             raise WeightsError("The models are not installed.", "missing")
         self.options = options
         self.calls = 0
+        self.fast_style = options.get("fast_style") or "lite"   # as Engine: its pick for the device
 
     def stylize(self, content, style, **opts):
         return self._run(**opts)

@@ -98,6 +98,19 @@ def test_job_runs_and_returns_encoded_picture():
     run(scenario)
 
 
+def test_a_ready_worker_tells_what_its_engine_is():
+    reports = []
+
+    async def scenario(queue, events):
+        deadline = time.monotonic() + WAIT_S
+        while not reports and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return list(reports)
+
+    seen = run(scenario, engine_options={"fast_style": "adain"}, on_ready=reports.append)
+    assert seen and seen[0]["fast_style"] == "adain" and "device" in seen[0] and "precision" in seen[0]
+
+
 def test_progress_arrives_throttled():
     async def scenario(queue, events):
         job = make_job(1, steps=30, step_s=0.05)

@@ -26,6 +26,16 @@ def test_defaults():
     assert s.presets_dir is None
 
 
+def test_the_fast_style_follows_what_the_workers_engines_chose():
+    auto = settings(DEVICE="auto")
+    assert auto.default_fast_style == "lite"        # no worker ready yet: the CPU's
+    auto.engine_reports.update({"device": "cuda:0", "fast_style": "adain"})
+    assert auto.default_fast_style == "adain"       # auto found a GPU
+    chosen = settings(FAST_STYLE="lite")
+    chosen.engine_reports.update({"fast_style": "adain"})
+    assert chosen.default_fast_style == "lite"          # FAST_STYLE always wins
+
+
 def test_every_variable_is_read():
     s = settings(TELEGRAM_API_URL="http://127.0.0.1:8081/", WEIGHTS_DIR="/w", ADMIN_CHAT_ID="-100123",
                  DEVICE="cuda:1", MAX_SIDE="512", JOB_WORKERS="2", MAX_QUEUE="3", PRESETS_DIR="/p",
