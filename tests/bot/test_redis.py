@@ -93,14 +93,17 @@ def test_language_and_dialog_survive_a_restart(fake_tg, start_bot, redis_server)
 
 def test_a_job_lost_to_sigkill_is_announced_after_the_restart(fake_tg, start_bot, redis_server):
     boris = fake_tg.add_user(first_name="Boris", language_code="ru")
-    bot = start_bot()
-    sent = fake_tg.send_text(boris, "/upscale")
-    fake_tg.wait_for(chat_id=boris.id, text="для увеличения", after=sent)
+    # A quality job of many steps: still running when the kill comes, however fast the CPU.
+    bot = start_bot(QUALITY_STEPS="300")
+    sent = fake_tg.send_text(boris, "/style")
+    ask = fake_tg.wait_for(lambda m: any("💎" in b["text"] for b in m.buttons), chat_id=boris.id, after=sent)
+    fake_tg.press(boris, ask, text=next(b["text"] for b in ask.buttons if "💎" in b["text"]))
+    fake_tg.send_photo(boris, picture(seed=9))
     sent = fake_tg.send_photo(boris, picture((160, 120), seed=4))
-    status = fake_tg.wait_for(chat_id=boris.id, text=STATUS, after=sent)
+    status = fake_tg.wait_for(chat_id=boris.id, text=STATUS, after=sent, timeout=30)
     # Recorded before the status message went out; the status message's id follows a moment later.
     records = redis_server.command("HVALS", "stylebot:jobs")
-    assert len(records) == 1 and json.loads(records[0])["op"] == "upscale"
+    assert len(records) == 1 and json.loads(records[0])["op"] == "stylize_quality"
     assert eventually(lambda: [json.loads(r)["status_message_id"] for r in redis_server.command(
         "HVALS", "stylebot:jobs")] == [status.message_id])
 
