@@ -105,7 +105,7 @@ async def finish(queue, done, op, options):
 def test_after_a_fall_back_the_worker_uses_the_cpu_limits_and_says_so():
     async def scenario(queue, done):
         (about,) = queue.workers_about()
-        assert about == {"device": "cpu", "precision": "fp32", **CPU.as_dict()}
+        assert about == {"device": "cpu", "precision": "fp32", "fast_style": "lite", **CPU.as_dict()}
         assert queue.limit("max_side", 0) == 1024
         quality = await finish(queue, done, "stylize_quality", {"strength": 1.0})
         assert (quality.width, quality.height) == (100, 384)
