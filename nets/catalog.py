@@ -76,13 +76,12 @@ class ModelEntry:
     checksum_source: str = ""  # where size/sha256 were found, for whoever updates them
     # Channels-last weights made the VGG and the AdaIN decoder ~12% faster on
     # 2 CPU threads in fp32, and they are what oneDNN's bfloat16 kernels want:
-    # on big NCHW inputs every bf16 convolution converts its input first
-    # (scripts/profile_ops.py: aten::copy_ took half of the compact upscaler's
-    # time on a whole 512 px picture). On an Intel Xeon with AMX, channels-last
-    # over NCHW, same process: the Real-ESRGAN models' forward 0.6x the time in
-    # fp32 and 0.23-0.36x in bf16; end to end through the engine's tiles 0.66-0.81x
-    # in fp32 and 0.93-0.96x in bf16 (small tiles already fit the caches).
-    # CycleGAN: 1.08x in fp32, 0.91x in bf16, so it stays NCHW.
+    # on NCHW inputs every bf16 convolution converts its input first. On an
+    # Intel Xeon with AMX (scripts/profile_ops.py, whole pictures; README has
+    # the table), channels-last over NCHW: VGG 0.77x the time in fp32 and 0.34x
+    # in bf16; the Real-ESRGAN models 0.73-0.87x in fp32 and 0.25-0.44x in bf16
+    # (through the engine's small tiles less: 0.66-0.81x and 0.93-0.96x).
+    # CycleGAN is slower channels-last (1.15x fp32, 1.32x bf16): NCHW.
     channels_last: bool = False
     package: PackageFile | None = None   # where the weights come from when not from `url`
 
