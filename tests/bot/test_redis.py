@@ -15,6 +15,7 @@ from aiogram.fsm.storage.base import StorageKey
 
 from bot.storage import RedisLink, ResilientStorage
 from tests.bot.pictures import picture
+from tests.bot.test_dialogs import eventually
 from tests.redis_server import RedisServer, RedisUnavailable
 
 ADMIN_ID = 777
@@ -50,15 +51,6 @@ def choose_russian(fake_tg, user):
     menu = fake_tg.wait_for(chat_id=user.id, text="Choose the language", after=sent)
     press = fake_tg.press(user, menu, text="Русский")
     fake_tg.wait_for(chat_id=user.id, text="по-русски", after=press)
-
-
-def eventually(condition, timeout=5.0) -> bool:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def wait_log(process, text, timeout=15.0, times=1):
