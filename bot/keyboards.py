@@ -12,6 +12,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.i18n import LANGUAGES
 from bot.presets import Presets
+from nets.catalog import FAST_STYLES
 
 
 class Action(CallbackData, prefix="do"):
@@ -58,7 +59,7 @@ class LanguagePick(CallbackData, prefix="lang"):
 
 STRENGTHS = (25, 50, 75, 100)
 SEASONS = ("summer2winter", "winter2summer")
-FAST_MODELS = ("lite", "adain")
+FAST_MODELS = FAST_STYLES   # the buttons offer every fast network the engine has
 SHEET_ROW = 4   # number buttons per row under a preview sheet
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from nets.catalog import FAST_STYLES  # torch-free; the bot never imports the engine
 from nets.precision import PRECISIONS as CPU_PRECISIONS  # torch-free, like the rest of what the bot takes from nets
 
 OFFICIAL_API_URL = "https://api.telegram.org"
@@ -24,7 +25,6 @@ TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 DEVICES = ("auto", "cpu", "cuda")
 WEBHOOK_PORTS = (80, 88, 443, 8443)   # the only ports Telegram delivers webhooks to
-FAST_STYLES = ("lite", "adain")   # nets.engine.FAST_STYLES; the bot never imports the engine
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 USERNAME_PATTERN = re.compile(r"^@?([A-Za-z0-9_]{1,32})$")
 # Per user and hour. A quality picture keeps a 2-core host's one worker busy

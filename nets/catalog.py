@@ -17,6 +17,12 @@ from typing import Any, Callable, Mapping
 
 StateDict = dict[str, Any]  # name -> torch.Tensor; Any keeps torch out of this module
 
+# The fast style networks, by the names Engine.stylize(model=...) takes: lite
+# (lite_style_predict + lite_style_transform) and adain (vgg19_normalised +
+# adain_decoder). Here because this module is torch-free, so the bot and the
+# command line can check a choice before torch loads.
+FAST_STYLES = ("lite", "adain")
+
 _ADAIN = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0"
 _CYCLEGAN = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
 _ESRGAN = "https://github.com/xinntao/Real-ESRGAN/releases/download"

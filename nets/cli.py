@@ -24,6 +24,7 @@ from typing import Callable
 from PIL import Image
 
 from nets import imageio
+from nets.catalog import FAST_STYLES  # torch-free: a bad choice fails before torch loads
 from nets.errors import NetsError
 from nets.precision import PRECISIONS  # torch-free: a bad choice fails before torch loads
 
@@ -49,7 +50,6 @@ ENCODERS: dict[str, Callable[[Image.Image], bytes]] = {
 SEASONS = {"winter": "summer2winter", "summer": "winter2summer"}
 PAINTERS = ("monet", "vangogh", "cezanne", "ukiyoe")
 UPSCALE_MODELS = ("auto", "general", "x4plus", "anime")
-FAST_STYLES = ("lite", "adain")  # nets.engine.FAST_STYLES, named here so that bad options fail before torch loads
 
 
 class BadInput(Exception):

@@ -15,6 +15,7 @@ from PIL import Image
 from torch import nn
 
 from nets import precision as precisions
+from nets.catalog import FAST_STYLES
 from nets import gpu, sheet, style_fast, style_lite, style_quality, translate as translation, upscale as upscaling
 from nets.device import dtype_for, resolve_device, set_threads
 from nets.errors import OutOfMemory
@@ -33,7 +34,6 @@ LITE_TRANSFORM = "lite_style_transform"
 # The fast style models: "lite" (Magenta's small network, the CPU's choice:
 # about 0.2 s for a 1024 px photo on 2 cores) and "adain" (VGG19 + decoder,
 # finer but ten times the work; the GPU's choice).
-FAST_STYLES = ("lite", "adain")
 
 
 def default_fast_style(device_type: str) -> str:
