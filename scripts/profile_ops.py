@@ -42,7 +42,7 @@ NETWORKS = {
 }
 
 
-def _inputs(name: str, model, width: int, height: int, dtype):
+def _inputs(name: str, width: int, height: int, dtype):
     if name == "decoder":
         return (torch.rand(1, 512, height, width, dtype=dtype),)
     if name == "lite":
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
                 layout = torch.channels_last if channels_last else torch.contiguous_format
                 model = model.to(memory_format=layout)
                 inputs = tuple(t.to(memory_format=layout) if t.dim() == 4 else t
-                               for t in _inputs(name, model, width, height, dtype))
+                               for t in _inputs(name, width, height, dtype))
                 cells.append(f"{_time(model, inputs, args.runs):15.3f}s")
                 if args.top and channels_last == entry.channels_last:
                     tables.append((f"{name} {label} {'channels-last' if channels_last else 'nchw'}",

@@ -12,6 +12,12 @@ def fake_tg():
 
 
 @pytest.fixture
+def alice(fake_tg):
+    """A user in a private chat; a module that needs her with a language or a username overrides this."""
+    return fake_tg.add_user(first_name="Alice")
+
+
+@pytest.fixture
 def bot_env() -> dict:
     """Extra environment for the bot; override this fixture in a module to change it."""
     return {}

@@ -52,11 +52,6 @@ def worker_pids(bot) -> list[int]:
     return pids
 
 
-@pytest.fixture
-def alice(fake_tg):
-    return fake_tg.add_user(first_name="Alice")
-
-
 @pytest.mark.parametrize("send, expected", [
     (lambda tg, u: tg.send_sticker(u, b"\x1f\x8b gzip json", is_animated=True), "Animated stickers"),
     (lambda tg, u: tg.send_sticker(u, b"\x1aE\xdf\xa3 webm", is_video=True), "Video stickers"),

@@ -1,14 +1,8 @@
 """Albums: one menu per album, acting on its first picture; inside /style an album of two is style then photo."""
-import pytest
 
 from tests.bot.pictures import picture
 
 JOB_S = 180
-
-
-@pytest.fixture
-def alice(fake_tg):
-    return fake_tg.add_user(first_name="Alice")
 
 
 def test_an_album_gets_one_menu_that_acts_on_its_first_picture(fake_tg, bot, alice):

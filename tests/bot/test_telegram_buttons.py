@@ -17,11 +17,6 @@ def bot_env(tmp_path):
     return {"PRESETS_DIR": str(folder)}
 
 
-@pytest.fixture
-def alice(fake_tg):
-    return fake_tg.add_user(first_name="Alice")
-
-
 def test_a_press_too_old_to_answer_still_acts(fake_tg, bot, alice):
     sent = fake_tg.send_text(alice, "/start")
     menu = fake_tg.wait_for(chat_id=alice.id, text="Hi, Alice", after=sent)

@@ -13,11 +13,6 @@ JOB_S = 180
 STATUS = re.compile("Starting|In the queue|Working|Painting")
 
 
-@pytest.fixture
-def alice(fake_tg):
-    return fake_tg.add_user(first_name="Alice")
-
-
 def ask_for_winter(fake_tg, user):
     sent = fake_tg.send_text(user, "/season")
     menu = fake_tg.wait_for(chat_id=user.id, text="seasons", after=sent)

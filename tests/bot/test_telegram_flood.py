@@ -1,15 +1,8 @@
 """Flood control: progress edits are paced, and a 429 on one drops it and pauses edits, holding nothing up."""
 
-import pytest
-
 from tests.bot.pictures import picture
 
 JOB_S = 300
-
-
-@pytest.fixture
-def alice(fake_tg):
-    return fake_tg.add_user(first_name="Alice")
 
 
 def start_quality_job(fake_tg, user):

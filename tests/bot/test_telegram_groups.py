@@ -8,11 +8,6 @@ BOT = "stylebot_test_bot"
 
 
 @pytest.fixture
-def alice(fake_tg):
-    return fake_tg.add_user(first_name="Alice")
-
-
-@pytest.fixture
 def bob(fake_tg):
     return fake_tg.add_user(first_name="Bob")
 
