@@ -71,7 +71,7 @@ def test_with_privacy_mode_off_a_member_in_a_dialog_may_send_the_picture_without
 
 
 def test_progress_in_groups_is_edited_at_most_every_six_seconds(fake_tg, start_bot, alice):
-    start_bot(QUALITY_STEPS="120")   # long enough for several edits on a fast CPU too
+    start_bot(QUALITY_STEPS="400")   # long enough for several edits on a fast CPU too
     group = fake_tg.add_group(privacy=False)
     fake_tg.set_flood_control()
     sent = fake_tg.send_text(alice, "/style", chat=group)
@@ -79,7 +79,7 @@ def test_progress_in_groups_is_edited_at_most_every_six_seconds(fake_tg, start_b
     ask = fake_tg.wait_for(chat_id=group.id, text="style picture")
     fake_tg.press(alice, ask, text="Quality")
     fake_tg.send_photo(alice, picture(seed=9), chat=group, reply_to=ask)
-    sent = fake_tg.send_photo(alice, picture((128, 96)), chat=group)
+    sent = fake_tg.send_photo(alice, picture((256, 192)), chat=group)
     fake_tg.wait_for(chat_id=group.id, kind="photo", after=sent, timeout=300)
     times = [c.time for c in fake_tg.calls("editMessageText") if c.params.get("chat_id") == str(group.id)]
     assert len(times) >= 2
