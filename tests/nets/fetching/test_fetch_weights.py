@@ -19,9 +19,11 @@ import torch
 from safetensors.torch import load_file
 
 from nets import catalog, weights
-from tests.nets.official_fetch_files import inner_state, official_bytes, official_state
+from nets.fetching.download import download
+from nets.fetching.sources import fetch_all
+from tests.nets.fetching.official_fetch_files import inner_state, official_bytes, official_state
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # Three models cover the three quirks: plain (AdaIN), stale norm stats (CycleGAN), wrapper (Real-ESRGAN).
 SERVED = ("adain_decoder", "cyclegan_monet", "realesr_general_x4v3")
 
@@ -81,7 +83,7 @@ def _pinned(name: str, data: bytes) -> catalog.ModelEntry:
 def _fetch(models, dest, mirror, **kwargs):
     kwargs.setdefault("retries", 0)
     statuses = {}
-    failures = weights.fetch_all(models, dest, mirror=mirror.url, backoff=0,
+    failures = fetch_all(models, dest, mirror=mirror.url, backoff=0,
                                  report=statuses.__setitem__, **kwargs)
     return failures, statuses
 
@@ -208,7 +210,7 @@ def test_silent_server_times_out_with_one_clear_line(tmp_path, mirror):
 def test_unreachable_host_is_a_download_error(tmp_path):
     with pytest.raises(weights.WeightsError) as caught:
         # Port 9 (discard) is closed on a test machine: the connection is refused at once.
-        weights.download("http://127.0.0.1:9/x.pth", tmp_path / "x", retries=1, backoff=0, timeout=5)
+        download("http://127.0.0.1:9/x.pth", tmp_path / "x", retries=1, backoff=0, timeout=5)
     assert caught.value.code == "download"
     assert caught.value.message.startswith("download failed after 2 attempts: cannot connect")
     assert not (tmp_path / "x").exists()
