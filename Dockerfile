@@ -161,8 +161,8 @@ RUN python -c "$IMAGE_CHECK"
 # every 5 s; older than 30 s means the loop is stuck) and the bot has a live
 # job worker, a child started by multiprocessing's spawn (a dead one is
 # replaced within seconds). Three failed checks in a row: unhealthy. Reads
-# /proc and the heartbeat only; Telegram is not called (bot/health.py).
+# /proc and the heartbeat only; Telegram is not called (bot/operator/health.py).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-m", "bot.health"]
+    CMD ["python", "-m", "bot.operator.health"]
 
 CMD ["python", "-m", "bot"]

@@ -11,7 +11,7 @@ def main() -> int:
     import asyncio
 
     from bot.app import run
-    from bot.logs import setup_logging
+    from bot.operator.logs import setup_logging
     from bot.presets import PresetError
     from bot.settings import SettingsError, load_settings
 

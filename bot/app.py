@@ -10,73 +10,41 @@ import asyncio
 import logging
 import secrets
 import signal
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
 
-from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import BotCommand, TelegramObject, User
+from aiogram.types import BotCommand
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
-from bot.access import AllowList, HourlyLimit
-from bot.albums import AlbumParts
+from bot.chat.albums import AlbumParts
+from bot.chat.i18n import LANGUAGES, UserLocaleMiddleware, make_i18n
+from bot.chat.messenger import JobMessenger
+from bot.chat.ordering import OneUpdateAtATime
+from bot.chat.pictures import LOCAL_DOWNLOAD_LIMIT_BYTES, PictureStore
+from bot.chat.retry import QuietCallbackAnswers, RetryRequests
+from bot.chat.stale import SkipStaleMessages
+from bot.chat.watch import Watchers
 from bot.handlers import routers
 from bot.handlers import stats as stats_command
-from bot.health import Heartbeat
-from bot.i18n import LANGUAGES, UserLocaleMiddleware, make_i18n
-from bot.jobs import JobQueue
-from bot.ledger import JobLedger
-from bot.messenger import JobMessenger
-from bot.pictures import LOCAL_DOWNLOAD_LIMIT_BYTES, PictureStore
+from bot.jobs.local import LocalJobQueue
+from bot.operator.access import AllowList, HourlyLimit
+from bot.operator.health import Heartbeat
+from bot.operator.ledger import JobLedger
+from bot.operator.stats import Stats
+from bot.operator.storage import build_storage
 from bot.presets import Presets, load_paintings
-from bot.retry import QuietCallbackAnswers, RetryRequests
 from bot.settings import Settings
-from bot.stale import SkipStaleMessages
-from bot.stats import Stats
-from bot.storage import build_storage
-from bot.watch import Watchers
 from nets.cpus import available_cpus
 
 log = logging.getLogger(__name__)
 
 QUEUE_STOP_TIMEOUT_S = 4.0
-
-
-class OneUpdateAtATime(BaseMiddleware):
-    """Handle one user's updates in order, one after another.
-
-    Polling runs updates as concurrent tasks; without this, an album of two
-    photos sent to /style would race for the same dialog step. Different users
-    still run side by side.
-    """
-
-    def __init__(self):
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._holders: dict[int, int] = {}   # updates holding or waiting for each lock
-
-    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-                       event: TelegramObject, data: dict[str, Any]) -> Any:
-        user: User | None = data.get("event_from_user")
-        if user is None:
-            return await handler(event, data)
-        lock = self._locks.setdefault(user.id, asyncio.Lock())
-        self._holders[user.id] = self._holders.get(user.id, 0) + 1
-        try:
-            async with lock:
-                # The FSM middleware read the state before we waited; the update before may have moved it.
-                if (state := data.get("state")) is not None:
-                    data["raw_state"] = await state.get_state()
-                return await handler(event, data)
-        finally:
-            self._holders[user.id] -= 1
-            if not self._holders[user.id]:   # the last one out tidies up
-                del self._holders[user.id], self._locks[user.id]
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -94,7 +62,7 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
                             download_limit=LOCAL_DOWNLOAD_LIMIT_BYTES if settings.telegram_api_local else None)
     presets = Presets(load_paintings(settings.presets_dir))
     messenger = JobMessenger(bot, i18n, storage, pictures, can_preview=bool(presets.paintings))
-    messenger.queue = JobQueue(
+    messenger.queue = LocalJobQueue(
         engine_options={"weights_dir": str(settings.weights_dir), "device": settings.device,
                         "max_side": settings.max_side, "fast_style": settings.fast_style,
                         "precision": settings.cpu_precision, "device_limits": settings.device_limits(),

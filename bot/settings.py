@@ -59,7 +59,7 @@ class Settings:
     cpu_precision: str = "auto"     # CPU_PRECISION: bf16 where the processor computes it natively
     quality_steps: int = 100
     quality_max_side: int = 384
-    # The same three for a worker that got a GPU (bot/device_limits.py): float16
+    # The same three for a worker that got a GPU (bot/jobs/device_limits.py): float16
     # affords twice the side, and a quality step takes milliseconds there.
     gpu_max_side: int = 2048
     gpu_quality_steps: int = 300
@@ -72,7 +72,7 @@ class Settings:
     allowed_users: frozenset | None = None  # ALLOWED_USERS: ids (int) and lower-case usernames; None: all
     jobs_per_hour: int = DEFAULT_JOBS_PER_HOUR   # JOBS_PER_HOUR; 0: no limit
     heartbeat_file: Path = Path("/tmp/stylebot-heartbeat")   # HEARTBEAT_FILE, for the health check
-    # What the ready workers said of their engines (bot.worker.describe): the one part
+    # What the ready workers said of their engines (bot.jobs.worker.describe): the one part
     # learnt at run time, since only a worker can tell whether DEVICE=auto found a GPU.
     engine_reports: dict = field(default_factory=dict, compare=False, repr=False)
 

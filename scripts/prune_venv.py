@@ -65,7 +65,7 @@ optional = {"aiogram.fsm.storage.mongo", "aiogram.fsm.storage.pymongo",
 for module in pkgutil.walk_packages(aiogram.__path__, "aiogram."):
     if module.name not in optional:
         importlib.import_module(module.name)
-# REDIS_URL (bot/storage.py): every module of redis-py but those needing extras we do not install.
+# REDIS_URL (bot/operator/storage.py): every module of redis-py but those needing extras we do not install.
 import redis
 for module in pkgutil.walk_packages(redis.__path__, "redis."):
     if not module.name.startswith(("redis.multidb", "redis.asyncio.multidb", "redis.ocsp")):

@@ -5,10 +5,11 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
-from bot.i18n import profile_of
-from bot.keyboards import FAST_MODELS
-from bot.messenger import JobMessenger, please_wait_text
-from bot.pictures import Picture, PictureRef, PictureRejected, PictureStore, picture_ref_in
+from bot.chat.i18n import profile_of
+from bot.chat.keyboards import FAST_MODELS
+from bot.chat.messenger import JobMessenger
+from bot.chat.pictures import Picture, PictureRef, PictureRejected, PictureStore, picture_ref_in
+from bot.chat.status import please_wait_text
 from bot.settings import Settings
 
 # Anything that could be meant as a picture; picture_ref_in tells which ones are.

@@ -6,9 +6,9 @@ from aiogram.types import Message, User
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.i18n import locale_from_telegram, profile_of
-from bot.messenger import JobMessenger
-from bot.pictures import PictureStore
+from bot.chat.i18n import locale_from_telegram, profile_of
+from bot.chat.messenger import JobMessenger
+from bot.chat.pictures import PictureStore
 
 router = Router(name="control")
 

@@ -8,8 +8,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.groups import ask_for_picture
-from bot.states import WAITING_FOR_PICTURE, PresetDialog, SeasonDialog, StyleDialog, UpscaleDialog
+from bot.chat.groups import ask_for_picture
+from bot.chat.states import WAITING_FOR_PICTURE, PresetDialog, SeasonDialog, StyleDialog, UpscaleDialog
 
 router = Router(name="fallback")
 

@@ -6,8 +6,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.chat.states import FeedbackDialog
 from bot.settings import Settings
-from bot.states import FeedbackDialog
 
 router = Router(name="feedback")
 

@@ -6,8 +6,8 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.i18n import LANGUAGES, choose_locale
-from bot.keyboards import Action, LanguagePick, languages_menu
+from bot.chat.i18n import LANGUAGES, choose_locale
+from bot.chat.keyboards import Action, LanguagePick, languages_menu
 
 router = Router(name="language")
 

@@ -1,16 +1,16 @@
 """A picture that came with no operation chosen: keep it and offer what to do.
 
-An album gets one menu, for its first picture (bot/albums.py says why)."""
+An album gets one menu, for its first picture (bot/chat/albums.py says why)."""
 from aiogram import Router
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.chat.keyboards import picture_menu
+from bot.chat.messenger import JobMessenger
+from bot.chat.pictures import PictureStore
 from bot.handlers.common import ATTACHMENT, KEPT_PICTURE, take_picture
-from bot.keyboards import picture_menu
-from bot.messenger import JobMessenger
-from bot.pictures import PictureStore
 
 router = Router(name="loose_picture")
 

@@ -7,16 +7,16 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.groups import ask_for_picture
+from bot.chat.groups import ask_for_picture
+from bot.chat.keyboards import FAST_MODELS, Action, PresetModel, PresetPick, SheetPick, presets_menu, sheet_menu
+from bot.chat.messenger import JobMessenger
+from bot.chat.pictures import Picture, PictureRef, PictureStore
+from bot.chat.states import PresetDialog
 from bot.handlers.common import (ATTACHMENT, fast_model, fetch_kept, fetch_ref, find_result, pick_fast_model,
                                  restart_dialog, take_picture)
-from bot.jobs import Job, JobDone
-from bot.keyboards import FAST_MODELS, Action, PresetModel, PresetPick, SheetPick, presets_menu, sheet_menu
-from bot.messenger import JobMessenger
-from bot.pictures import Picture, PictureRef, PictureStore
+from bot.jobs.job import Job, JobDone
 from bot.presets import Painter, Painting, Presets
 from bot.settings import Settings
-from bot.states import PresetDialog
 
 router = Router(name="presets")
 

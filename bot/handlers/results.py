@@ -5,13 +5,13 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 from aiogram.utils.i18n import gettext as _
 
+from bot.chat.keyboards import ResultAction, main_menu, picture_menu
+from bot.chat.messenger import JobMessenger
+from bot.chat.pictures import PictureRef, PictureStore
 from bot.handlers.common import KEPT_PICTURE, fast_model, fetch_ref, find_result
 from bot.handlers.presets import run_sheet
 from bot.handlers.start import greeting_text
 from bot.handlers.upscale import start_upscale
-from bot.keyboards import ResultAction, main_menu, picture_menu
-from bot.messenger import JobMessenger
-from bot.pictures import PictureRef, PictureStore
 from bot.presets import Presets
 from bot.settings import Settings
 

@@ -5,13 +5,13 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.groups import ask_for_picture
+from bot.chat.groups import ask_for_picture
+from bot.chat.keyboards import SEASONS, Action, SeasonPick, seasons_menu
+from bot.chat.messenger import JobMessenger
+from bot.chat.pictures import Picture, PictureStore
+from bot.chat.states import SeasonDialog
 from bot.handlers.common import ATTACHMENT, fetch_kept, restart_dialog, take_picture
-from bot.jobs import Job
-from bot.keyboards import SEASONS, Action, SeasonPick, seasons_menu
-from bot.messenger import JobMessenger
-from bot.pictures import Picture, PictureStore
-from bot.states import SeasonDialog
+from bot.jobs.job import Job
 
 router = Router(name="season")
 

@@ -5,7 +5,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.keyboards import Action, main_menu
+from bot.chat.keyboards import Action, main_menu
 
 router = Router(name="start")
 

@@ -7,10 +7,10 @@ from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
-from bot.messenger import JobMessenger
+from bot.chat.messenger import JobMessenger
+from bot.operator.stats import Stats, report
+from bot.operator.redis_link import RedisLink
 from bot.settings import Settings
-from bot.stats import Stats, report
-from bot.storage import RedisLink
 
 router = Router(name="stats")
 

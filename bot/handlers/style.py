@@ -11,14 +11,14 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, User
 from aiogram.utils.i18n import gettext as _
 
-from bot.groups import ask_for_picture
+from bot.chat.groups import ask_for_picture
+from bot.chat.keyboards import FAST_MODELS, STRENGTHS, Action, StyleOption, style_options
+from bot.chat.messenger import JobMessenger
+from bot.chat.pictures import Picture, PictureRef, PictureStore
+from bot.chat.states import StyleDialog
 from bot.handlers.common import ATTACHMENT, fast_model, fetch_ref, pick_fast_model, restart_dialog, take_picture
-from bot.jobs import Job
-from bot.keyboards import FAST_MODELS, STRENGTHS, Action, StyleOption, style_options
-from bot.messenger import JobMessenger
-from bot.pictures import Picture, PictureRef, PictureStore
+from bot.jobs.job import Job
 from bot.settings import Settings
-from bot.states import StyleDialog
 
 router = Router(name="style")
 
@@ -100,7 +100,7 @@ async def paint(message: Message, state: FSMContext, messenger: JobMessenger, se
     job_options = {"strength": options["strength"] / 100, "preserve_colors": options["colors"]}
     if options["mode"] == "quality":
         op = "stylize_quality"
-        # Steps and side come from the worker's device (bot/device_limits.py): a GPU affords more.
+        # Steps and side come from the worker's device (bot/jobs/device_limits.py): a GPU affords more.
     else:
         op = "stylize"
         job_options["model"] = options["mode"] if options["mode"] in FAST_MODELS else settings.default_fast_style

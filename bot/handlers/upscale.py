@@ -12,14 +12,14 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.groups import ask_for_picture
+from bot.chat.groups import ask_for_picture
+from bot.chat.keyboards import Action
+from bot.chat.messenger import JobMessenger
+from bot.chat.pictures import Picture, PictureStore
+from bot.chat.states import UpscaleDialog
 from bot.handlers.common import ATTACHMENT, fetch_kept, restart_dialog, take_picture
-from bot.jobs import Job, JobDone
-from bot.keyboards import Action
-from bot.messenger import JobMessenger
-from bot.pictures import Picture, PictureStore
+from bot.jobs.job import Job, JobDone
 from bot.settings import Settings
-from bot.states import UpscaleDialog
 
 router = Router(name="upscale")
 
@@ -67,7 +67,7 @@ async def start_upscale(chat: Message, user_id: int, settings: Settings, messeng
     shorter = min(picture.width, picture.height)
     # The longest input side whose 4x result keeps within the pixel budget.
     budget_side = math.floor(math.sqrt(MAX_RESULT_PIXELS / SCALE**2 * longer / shorter))
-    # The workers' side limit follows their device (bot/device_limits.py); they cap input_side to it too.
+    # The workers' side limit follows their device (bot/jobs/device_limits.py); they cap input_side to it too.
     max_side = messenger.queue.limit("max_side", settings.max_side)
     input_side = min(max_side, budget_side)
     limited_by = "telegram" if budget_side < max_side else "config"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import MASK, TokenMaskingFilter
+from bot.operator.logs import MASK, TokenMaskingFilter
 from bot.settings import OFFICIAL_API_URL, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

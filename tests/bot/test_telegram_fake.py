@@ -13,7 +13,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import ClientDecodeError, TelegramBadRequest, TelegramNetworkError, TelegramRetryAfter
 
 from tests.bot.pictures import picture
-from tests.fake_telegram import FakeTelegram, TOKEN
+from tests.fake_telegram import TOKEN, FakeTelegram
 
 
 def with_bot(fake, scenario, *, local=False):

@@ -24,8 +24,8 @@ from aiogram.types import ReplyParameters
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.storage import KEY_PREFIX, RedisDown, RedisLink
-from bot.watch import JobWatch
+from bot.chat.watch import JobWatch
+from bot.operator.redis_link import KEY_PREFIX, RedisDown, RedisLink, WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,9 @@ class JobLedger(JobWatch):
         self.i18n = i18n
         self._records: dict[str, dict] = {}       # this process's jobs in flight
         self._inherited = False                   # the old process's records are dealt with
-        self._changed = asyncio.Event()
         self._writing = asyncio.Lock()            # one write at a time, each of the records as they are then
-        self._writer: asyncio.Task | None = None
+        # Until the old records are dealt with, _catch_up writes instead.
+        self._writer = WriteBehind(self._write, ready=lambda: self._inherited)
         link.on_recovery(self._catch_up)
 
     # -- the messenger's side -------------------------------------------------
@@ -67,11 +67,11 @@ class JobLedger(JobWatch):
         record = self._records.get(delivery.job.id)
         if record is not None:
             record["status_message_id"] = delivery.status_message_id   # the lost-job message answers it
-            self._changed.set()
+            self._writer.changed()
 
     def closed(self, delivery) -> None:
         if self._records.pop(delivery.job.id, None) is not None:
-            self._changed.set()
+            self._writer.changed()
 
     # -- start and stop ---------------------------------------------------------
 
@@ -81,12 +81,11 @@ class JobLedger(JobWatch):
             await self._tell_inherited()
         except RedisDown:
             log.warning("could not read the job ledger yet; the users of lost jobs hear once Redis is back")
-        self._writer = asyncio.get_running_loop().create_task(self._write_when_changed())
+        self._writer.start()
 
     async def stop(self) -> None:
         """Write the last state (after a clean stop: nothing in flight), then stop writing."""
-        if self._writer is not None:
-            self._writer.cancel()
+        self._writer.stop()
         if self._inherited:
             try:
                 await self._write()
@@ -137,14 +136,3 @@ class JobLedger(JobWatch):
                     return await pipe.execute()
 
             await (self.link.attempt if now else self.link.run)(replace)
-
-    async def _write_when_changed(self) -> None:
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            if not self._inherited:
-                continue          # _catch_up writes once the old records are dealt with
-            try:
-                await self._write()
-            except RedisDown:
-                pass              # _catch_up writes the whole ledger once Redis is back

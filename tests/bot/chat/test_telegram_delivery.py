@@ -118,6 +118,6 @@ def test_failing_chat_actions_do_not_stop_the_result(fake_tg, bot, alice):
 
 
 def test_uploads_get_a_timeout_sized_by_their_bytes():
-    from bot.messenger import upload_timeout
+    from bot.chat.results import upload_timeout
     assert upload_timeout(0) == 60
     assert 250 < upload_timeout(50 * 1024 * 1024) < 400

@@ -26,9 +26,9 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
-from bot.i18n import locale_from_telegram
+from bot.chat.i18n import locale_from_telegram
+from bot.chat.watch import JobWatch
 from bot.settings import Settings
-from bot.watch import JobWatch
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The child-process side of the job queue: one Engine, many jobs.
 
-`bot.jobs.JobQueue` spawns one process per worker with `main` as its target.
+`bot.jobs.local.LocalJobQueue` spawns one process per worker with `main` as its target.
 The process builds its engine once, then takes tasks from its own task queue
 until it gets None. Everything that crosses the process boundary is plain
 bytes and builtins: pictures travel encoded, never as PIL images or tensors,
@@ -8,7 +8,7 @@ so neither side holds two decoded copies.
 
 Messages sent back over the result pipe (the first item names the kind):
     ("ready", engine_ok, about)             about: {"device": ..., "precision": ...} of the engine, and
-                                             its limits (bot/device_limits.py) when the options carry them
+                                             its limits (bot/jobs/device_limits.py) when the options carry them
     ("started", job_id)
     ("progress", job_id, done, total)        at most one per PROGRESS_INTERVAL_S
     ("done", job_id, data, width, height, downsized, seconds)
@@ -26,9 +26,9 @@ import os
 import signal
 import time
 
-from bot import device_limits
+from bot.jobs import device_limits
 
-log = logging.getLogger("bot.worker")
+log = logging.getLogger("bot.jobs.worker")
 
 PROGRESS_INTERVAL_S = 0.5
 LOGGED_OPTIONS = ("model", "direction", "scale", "steps")

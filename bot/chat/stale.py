@@ -7,7 +7,7 @@ long moved on; each such sender instead hears once, in their language, that
 the bot was away and what to do. Button presses carry no date of their own
 (only the date of the message the button is on), so they are always acted
 on; answering them may fail as too old, which never stops them
-(bot/retry.py, QuietCallbackAnswers).
+(bot/chat/retry.py, QuietCallbackAnswers).
 """
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ clears the profile too. (A Redis storage would need
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
 
-LOCALES_DIR = Path(__file__).resolve().parent / "locales"
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"   # the whole bot's catalogue
 DEFAULT_LOCALE = "en"
 LANGUAGES = {"en": "English", "ru": "Русский"}
 PROFILE_DESTINY = "profile"
@@ -59,3 +61,10 @@ class UserLocaleMiddleware(I18nMiddleware):
         if state is not None and (locale := await chosen_locale(profile_of(state))):
             return locale
         return locale_from_telegram(data.get("event_from_user"))
+
+
+@contextmanager
+def in_locale(i18n: I18n, locale: str) -> Iterator[None]:
+    """Texts in `locale` outside a handler (job events arrive outside any update)."""
+    with i18n.context(), i18n.use_locale(locale):
+        yield

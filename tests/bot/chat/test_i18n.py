@@ -12,9 +12,9 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from bot.i18n import LOCALES_DIR, UserLocaleMiddleware, choose_locale, locale_from_telegram, make_i18n, profile_of
+from bot.chat.i18n import LOCALES_DIR, UserLocaleMiddleware, choose_locale, locale_from_telegram, make_i18n, profile_of
 
-BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
+BOT_DIR = Path(__file__).resolve().parents[3] / "bot"
 KEYWORDS = {**DEFAULT_KEYWORDS, "__": None}   # __ is lazy_gettext in bot/presets.py
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 

@@ -1,147 +1,35 @@
-"""The job queue: jobs wait here, worker processes run them, events come back.
+"""The local job backend: jobs wait here, worker processes of the bot's own run them, events come back.
 
 Plain asyncio + multiprocessing, no aiogram: the handlers submit `Job`s and
 get events through one `on_event` coroutine. Workers are spawned processes
-(bot/worker.py), so torch never loads into the bot process and a crash or an
+(bot/jobs/worker.py), so torch never loads into the bot process and a crash or an
 out-of-memory kill takes down one worker, not the bot.
 
 Each worker has its own task queue (only this process writes to it), its own
-result pipe (only the worker writes to it) and its own cancel event. A thread
-per worker blocks on the pipe and hands messages to the event loop; the pipe's
-end-of-file is how a dead worker is noticed, at once and whatever killed it.
+result pipe (only the worker writes to it) and its own cancel event
+(bot/jobs/process.py).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import multiprocessing
-import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Awaitable, Callable
-from uuid import uuid4
 
-from bot import worker as worker_main
+from bot.jobs import worker as worker_main
+from bot.jobs.job import (WORKER_DIED, Job, JobDone, JobFailed, JobProgress, JobQueued, JobStarted, QueueFull, UserBusy,
+                          check)
+from bot.jobs.outbox import Outboxes
+from bot.jobs.process import WorkerProcess
 
 log = logging.getLogger(__name__)
 
-OPS = ("stylize", "stylize_quality", "translate", "upscale", "preview_sheet")
-OUTPUTS = ("jpeg", "png")
 
+class LocalJobQueue:
+    """JOB_BACKEND=local: worker processes of the bot's own (bot.jobs.backend.JobBackend)."""
 
-@dataclass
-class Job:
-    user_id: int
-    chat_id: int
-    op: str                    # an Engine method: stylize, stylize_quality, translate, upscale, preview_sheet
-    images: dict[str, bytes | list[bytes]]   # the method's picture arguments by name: content+style, image,
-                                             # or content+styles (a list)
-    options: dict              # the method's keyword arguments (strength, direction, scale, ...)
-    output: str = "jpeg"       # how the worker encodes the result: jpeg or png
-    id: str = field(default_factory=lambda: uuid4().hex)
-
-
-@dataclass
-class JobQueued:
-    job: Job
-    position: int              # 0: a worker has it; N: N-th in line (1 = next to start)
-
-
-@dataclass
-class JobStarted:
-    job: Job
-
-
-@dataclass
-class JobProgress:
-    job: Job
-    done: int
-    total: int
-
-
-@dataclass
-class JobDone:
-    job: Job
-    data: bytes                # the picture, encoded as job.output
-    width: int
-    height: int
-    downsized: bool
-    seconds: float
-
-
-@dataclass
-class JobFailed:
-    job: Job
-    reason: str                # error, input, worker_died, timeout; and shutdown, which the queue
-                               # never sends: the bot builds it for the jobs stop() hands back
-    code: str | None           # a nets error code (for input always set), else None
-    message: str               # English, fit to show a person; no traceback
-
-
-class QueueFull(Exception):
-    """Every worker is busy and max_queue jobs are already waiting."""
-
-
-class UserBusy(Exception):
-    """The user already has a job waiting or running."""
-
-
-WORKER_DIED = "The worker processing the picture stopped unexpectedly (it may have run out of memory)."
-
-
-class _Worker:
-    """The parent's view of one worker process."""
-
-    def __init__(self, index: int, ctx, engine_factory: str, engine_options: dict):
-        self.index = index
-        self.tasks = ctx.Queue()
-        self.cancel = ctx.Event()
-        self.conn, child_conn = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(
-            target=worker_main.main, name=f"stylebot-worker-{index}", daemon=True,
-            args=(index, self.tasks, child_conn, self.cancel, engine_factory, engine_options))
-        self.process.start()
-        # Our copy of the child's end must go, or the pipe never reads as
-        # closed when the child dies.
-        child_conn.close()
-        self.ready = False
-        self.about: dict = {}       # the engine's device and precision, once ready
-        self.retired = False        # killed or dead: whatever it still says is ignored
-        self.task_id: str | None = None   # the task the child is on; None = free
-        self.job: Job | None = None       # that task's job, unless it was cancelled
-        self.timer: asyncio.TimerHandle | None = None
-        self.reader: threading.Thread | None = None
-        self._discarded = False
-
-    @property
-    def free(self) -> bool:
-        return not self.retired and self.task_id is None
-
-    def stop_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def discard(self) -> None:
-        """Let go of the task queue without waiting to flush it to a dead child."""
-        self.stop_timer()
-        if not self._discarded:
-            self._discarded = True
-            self.tasks.cancel_join_thread()
-            self.tasks.close()
-
-
-class _Outbox:
-    """One job's undelivered events; delivered in order by one task."""
-
-    def __init__(self):
-        self.events: deque = deque()
-        self.wake = asyncio.Event()
-        self.closed = False
-
-
-class JobQueue:
     # How long a cancelled job may keep running before its worker is killed.
     cancel_grace_s = 3.0
 
@@ -155,17 +43,16 @@ class JobQueue:
         self._engine_options = dict(engine_options)
         self._max_queue = max_queue
         self._time_limit_s = time_limit_s
-        self._on_event = on_event
-        self._on_ready = on_ready   # told what each worker's engine is (bot.worker.describe) when it is ready
+        self._on_ready = on_ready   # told what each worker's engine is (bot.jobs.worker.describe) when it is ready
         # spawn, not fork: forking a process that runs an event loop and
         # threads copies their locks in whatever state they happen to be.
         self._ctx = multiprocessing.get_context("spawn")
-        self._workers: list[_Worker | None] = [None] * workers
+        self._workers: list[WorkerProcess | None] = [None] * workers
         self._waiting: deque[Job] = deque()
         self._active: dict[int, Job] = {}          # user_id -> their queued or running job
         self._reported: dict[str, int] = {}        # job id -> position last sent
-        self._outboxes: dict[str, _Outbox] = {}
-        self._running: set[_Worker] = set()        # every process not yet reaped, retired ones too
+        self._outboxes = Outboxes(on_event)
+        self._running: set[WorkerProcess] = set()        # every process not yet reaped, retired ones too
         self._spawn_failures = 0
         self._respawns: dict[int, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -181,10 +68,7 @@ class JobQueue:
     def submit(self, job: Job) -> int:
         if self._loop is None or self._stopping:
             raise RuntimeError("the job queue is not running")
-        if job.op not in OPS:
-            raise ValueError(f"unknown op {job.op!r}")
-        if job.output not in OUTPUTS:
-            raise ValueError(f"unknown output {job.output!r}")
+        check(job)
         if job.user_id in self._active:
             raise UserBusy(job.user_id)
         worker = self._free_worker()
@@ -214,7 +98,7 @@ class JobQueue:
         return [w.process.pid for w in self._workers if w is not None and not w.retired and w.process.is_alive()]
 
     def limit(self, name: str, default: int) -> int:
-        """A device limit (bot/device_limits.py: max_side, quality_steps, quality_max_side) as the
+        """A device limit (bot/jobs/device_limits.py: max_side, quality_steps, quality_max_side) as the
         workers apply it: the smallest among the ready ones; `default` before any is ready."""
         values = [about[name] for about in self.workers_about() if name in about]
         return min(values) if values else default
@@ -290,36 +174,14 @@ class JobQueue:
     def _spawn(self, index: int) -> None:
         if self._stopping:
             return
-        w = _Worker(index, self._ctx, self._factory, self._engine_options)
-        w.reader = threading.Thread(target=self._read, args=(w,), name=f"{w.process.name}-reader", daemon=True)
-        w.reader.start()
+        w = WorkerProcess(index, self._ctx, self._factory, self._engine_options)
+        w.start_reader(lambda message: self._loop.call_soon_threadsafe(self._on_message, w, message))
         self._workers[index] = w
         self._running.add(w)
         log.info("worker %d started (pid %d)", index, w.process.pid)
         self._dispatch()
 
-    def _read(self, w: _Worker) -> None:
-        """Runs in a thread: pass every message to the loop, then the end."""
-        while True:
-            try:
-                message = w.conn.recv()
-            except (EOFError, OSError):
-                break
-            if not self._post(w, message):
-                break
-        w.conn.close()
-        # The pipe closes when the child exits; reap it so it leaves no zombie.
-        w.process.join()
-        self._post(w, None)
-
-    def _post(self, w: _Worker, message) -> bool:
-        try:
-            self._loop.call_soon_threadsafe(self._on_message, w, message)
-            return True
-        except RuntimeError:    # the loop is closed: nobody is listening any more
-            return False
-
-    def _on_message(self, w: _Worker, message) -> None:
+    def _on_message(self, w: WorkerProcess, message) -> None:
         if message is None:
             self._on_exit(w)
             return
@@ -353,7 +215,7 @@ class JobQueue:
         else:
             self._finish(w, message)
 
-    def _finish(self, w: _Worker, message) -> None:
+    def _finish(self, w: WorkerProcess, message) -> None:
         job = w.job
         w.task_id = None
         w.job = None
@@ -375,7 +237,7 @@ class JobQueue:
                 self._emit(JobFailed(job, "error", "cancelled", worker_main.ERROR_MESSAGE))
         self._dispatch()
 
-    def _on_exit(self, w: _Worker) -> None:
+    def _on_exit(self, w: WorkerProcess) -> None:
         self._running.discard(w)
         if w.retired:
             w.discard()
@@ -398,14 +260,14 @@ class JobQueue:
             self._workers[w.index] = None
             self._respawns[w.index] = self._loop.call_later(delay, self._spawn, w.index)
 
-    def _replace(self, w: _Worker) -> None:
+    def _replace(self, w: WorkerProcess) -> None:
         """Kill a worker (if it still lives) and put a fresh one in its place."""
         w.retired = True
         w.stop_timer()
         w.process.kill()
         self._spawn(w.index)
 
-    def _timed_out(self, w: _Worker, job_id: str) -> None:
+    def _timed_out(self, w: WorkerProcess, job_id: str) -> None:
         if w.retired or w.task_id != job_id:
             return
         job = w.job
@@ -417,11 +279,11 @@ class JobQueue:
             self._emit(JobFailed(job, "timeout", None,
                                  f"Processing took longer than {self._time_limit_s:g} seconds and was stopped."))
 
-    def _start_grace(self, w: _Worker) -> None:
+    def _start_grace(self, w: WorkerProcess) -> None:
         w.stop_timer()
         w.timer = self._loop.call_later(self.cancel_grace_s, self._cancel_overdue, w, w.task_id)
 
-    def _cancel_overdue(self, w: _Worker, job_id: str) -> None:
+    def _cancel_overdue(self, w: WorkerProcess, job_id: str) -> None:
         if w.retired or w.task_id != job_id:
             return
         log.warning("worker %d did not stop within %s s of a cancel; replacing it", w.index, self.cancel_grace_s)
@@ -429,10 +291,10 @@ class JobQueue:
 
     # -- the line -------------------------------------------------------------
 
-    def _free_worker(self) -> _Worker | None:
+    def _free_worker(self) -> WorkerProcess | None:
         return next((w for w in self._workers if w is not None and w.free), None)
 
-    def _assign(self, w: _Worker, job: Job) -> None:
+    def _assign(self, w: WorkerProcess, job: Job) -> None:
         w.task_id = job.id
         w.job = job
         self._reported.pop(job.id, None)
@@ -440,7 +302,7 @@ class JobQueue:
         w.tasks.put((job.id, job.op, job.images, job.options, job.output))
         self._start_timer(w, job)
 
-    def _start_timer(self, w: _Worker, job: Job) -> None:
+    def _start_timer(self, w: WorkerProcess, job: Job) -> None:
         w.stop_timer()
         w.timer = self._loop.call_later(self._time_limit_s, self._timed_out, w, job.id)
 
@@ -466,39 +328,9 @@ class JobQueue:
     # -- events ---------------------------------------------------------------
 
     def _emit(self, event) -> None:
-        box = self._outboxes.get(event.job.id)
-        if box is None:
-            box = self._outboxes[event.job.id] = _Outbox()
-            self._loop.create_task(self._deliver(event.job.id, box))
-        box.events.append(event)
-        box.wake.set()
+        self._outboxes.emit(event)
 
     def _silence(self, job: Job) -> None:
         """Nothing more of this job reaches the handlers (one already being handled finishes)."""
         self._reported.pop(job.id, None)
-        box = self._outboxes.get(job.id)
-        if box is not None:
-            box.events.clear()
-            box.closed = True
-            box.wake.set()
-
-    async def _deliver(self, job_id: str, box: _Outbox) -> None:
-        # One task per job: events of one job stay in order, while a slow
-        # upload to one chat does not hold up everybody else's progress.
-        try:
-            while True:
-                while box.events:
-                    event = box.events.popleft()
-                    try:
-                        await self._on_event(event)
-                    except Exception:
-                        log.exception("on_event failed for %s", type(event).__name__)
-                    if isinstance(event, (JobDone, JobFailed)):
-                        return
-                if box.closed:
-                    return
-                box.wake.clear()
-                await box.wake.wait()
-        finally:
-            if self._outboxes.get(job_id) is box:
-                del self._outboxes[job_id]
+        self._outboxes.silence(job)

@@ -1,7 +1,7 @@
 """What JobMessenger tells about the jobs it takes on, for the operator's side of the bot.
 
-The job ledger (bot.ledger), the counters behind /stats (bot.stats) and the
-hourly limit (bot.access) each watch the messenger's jobs through these few
+The job ledger (bot.operator.ledger), the counters behind /stats (bot.operator.stats) and the
+hourly limit (bot.operator.access) each watch the messenger's jobs through these few
 calls; the base class does nothing, so the messenger works without them.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from aiogram.types import Message
 
-    from bot.jobs import Job
-    from bot.messenger import Delivery
+    from bot.chat.status import Delivery
+    from bot.jobs.job import Job
 
 
 class JobWatch:
@@ -30,7 +30,7 @@ class JobWatch:
         """The job's status message is posted."""
 
     def event(self, event) -> None:
-        """Every event the queue sends about one of the messenger's jobs (bot.jobs.Job*)."""
+        """Every event the queue sends about one of the messenger's jobs (bot.jobs.job.Job*)."""
 
     def cancelled(self, job: Job) -> None:
         """The user cancelled the job and nothing more of it will arrive."""

@@ -10,24 +10,24 @@ fails; the retrying is left to us. What is retried, and how long we wait:
   and connections that could not be opened.
 - Everything else waits only a few seconds at most: those calls run inside a
   handler, under the per-user lock, or are progress edits and chat actions,
-  which the messenger rather drops and paces (bot/flood.py) than waits for.
+  which the messenger rather drops and paces (bot/chat/flood.py) than waits for.
 - A connection cut after the request went out (ServerDisconnectedError, a
   reset, a timeout) is never retried here: Telegram may have carried it out,
   and a second sendPhoto would be a second copy. The messenger decides what
-  the user gets then (bot/messenger.py).
+  the user gets then (bot/chat/results.py).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from aiohttp import ClientConnectorError
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import (ClientDecodeError, TelegramBadRequest, TelegramEntityTooLarge, TelegramNetworkError,
                                 TelegramRetryAfter, TelegramServerError)
 from aiogram.methods import AnswerCallbackQuery, GetUpdates, Response, SendDocument, SendPhoto, TelegramMethod
 from aiogram.methods.base import TelegramType
+from aiohttp import ClientConnectorError
 
 log = logging.getLogger(__name__)
 

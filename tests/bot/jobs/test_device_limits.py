@@ -1,15 +1,16 @@
-"""Side and step limits follow the device a worker really got (bot/device_limits.py, bot/worker.py)."""
+"""Side and step limits follow the device a worker really got (bot/jobs/device_limits.py, bot/jobs/worker.py)."""
 import asyncio
 import io
 import time
 
 from PIL import Image
 
-from bot import device_limits
-from bot.device_limits import DeviceLimits
-from bot.jobs import Job, JobDone, JobQueue
+from bot.jobs import device_limits
+from bot.jobs.device_limits import DeviceLimits
+from bot.jobs.job import Job, JobDone
+from bot.jobs.local import LocalJobQueue
 from bot.settings import load_settings
-from tests.bot.fake_engine import FakeEngine, Result
+from tests.bot.jobs.fake_engine import FakeEngine, Result
 
 TOKEN = "123456:" + "A" * 35
 SETTINGS = load_settings({"BOT_TOKEN": TOKEN, "MAX_SIDE": "1024", "QUALITY_STEPS": "100", "QUALITY_MAX_SIDE": "384",
@@ -71,7 +72,7 @@ def run_queue(scenario, *, gpu: bool, workers: int = 1):
             if isinstance(event, JobDone):
                 done.append(event)
 
-        queue = JobQueue(engine_factory="tests.bot.test_device_limits:DeviceEngine", workers=workers,
+        queue = LocalJobQueue(engine_factory="tests.bot.jobs.test_device_limits:DeviceEngine", workers=workers,
                          engine_options={"device": "auto", "gpu": gpu, "device_limits": SETTINGS.device_limits()},
                          on_event=on_event)
         await queue.start()

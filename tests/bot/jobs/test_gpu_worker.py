@@ -3,10 +3,10 @@ from types import SimpleNamespace
 
 import torch
 
-from bot import worker
-from bot.i18n import make_i18n
-from bot.jobs import Job, JobFailed
-from bot.messenger import failure_text
+from bot.chat.i18n import make_i18n
+from bot.chat.status import failure_text
+from bot.jobs import worker
+from bot.jobs.job import Job, JobFailed
 from nets.errors import OutOfMemory
 
 

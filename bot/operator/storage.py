@@ -4,111 +4,26 @@ With Redis, what a restart would forget (each user's dialog step and data,
 and the profile beside it: language, fast network, the results' buttons)
 lives in Redis. Only ids and state go there; pictures stay in the process.
 
-A Redis that goes away or answers slowly must not freeze the bot. Every
-command has a short timeout; the first failure marks the link down, says so
-in the log, and from then on nothing waits for Redis: the storage keeps the
-conversations going in memory while a probe pings Redis every few seconds.
-Once it answers, what users did in the meantime is written to Redis (see
-`ResilientStorage.write_back`) and the bot goes back to it.
+While the link (bot/operator/redis_link.py) finds Redis away, the storage
+keeps the conversations going in memory; once Redis answers, what users did
+in the meantime is written to it (see `ResilientStorage.write_back`) and the
+bot goes back to it.
 """
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StateType, StorageKey
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
-from bot.i18n import PROFILE_DESTINY
+from bot.chat.i18n import PROFILE_DESTINY
+from bot.operator.redis_link import KEY_PREFIX, RedisDown, RedisLink
 
-log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-KEY_PREFIX = "stylebot"
 # A dialog nobody finished (a /style never sent its second picture) expires
 # after a day; the profile (language, preferences) stays until /reset.
 DIALOG_TTL_S = 24 * 3600
-COMMAND_TIMEOUT_S = 1.0
-PROBE_INTERVAL_S = 3.0
-
-
-class RedisDown(Exception):
-    """Redis did not answer (or is known to be away); the caller falls back."""
-
-
-class RedisLink:
-    """The bot's one Redis client, and whether Redis answers just now."""
-
-    def __init__(self, url: str, *, timeout: float = COMMAND_TIMEOUT_S, probe_interval: float = PROBE_INTERVAL_S):
-        # No retries inside redis-py: one timeout is all a user's update may wait.
-        self.redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                    retry=Retry(NoBackoff(), 0), decode_responses=False)
-        self.timeout = timeout
-        self.probe_interval = probe_interval
-        self.up = True            # optimistic until a command fails
-        self._on_recovery: list[Callable[[], Awaitable[None]]] = []
-        self._probe: asyncio.Task | None = None
-
-    def on_recovery(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Run callback (in order of registration) once Redis answers again, before it counts as up."""
-        self._on_recovery.append(callback)
-
-    async def run(self, command: Callable[[Redis], Awaitable[T]]) -> T:
-        """One Redis command, or RedisDown at once if Redis is known to be away."""
-        if not self.up:
-            raise RedisDown()
-        return await self.attempt(command)
-
-    async def attempt(self, command: Callable[[Redis], Awaitable[T]]) -> T:
-        """One Redis command whether or not Redis is thought to be up; a failure marks it down."""
-        try:
-            # The socket timeouts bound each read; this bounds a command as a whole.
-            async with asyncio.timeout(self.timeout * 2):
-                return await command(self.redis)
-        except (RedisError, OSError, TimeoutError) as e:
-            self._went_down(e)
-            raise RedisDown() from e
-
-    def _went_down(self, error: BaseException) -> None:
-        if self.up:
-            self.up = False
-            log.warning("Redis is not answering (%s: %s); carrying on in memory until it is back",
-                        type(error).__name__, error or "timed out")
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.get_running_loop().create_task(self._wait_for_redis())
-
-    async def _wait_for_redis(self) -> None:
-        while True:
-            await asyncio.sleep(self.probe_interval)
-            try:
-                async with asyncio.timeout(self.timeout * 2):
-                    await self.redis.ping()
-                for callback in self._on_recovery:
-                    await callback()
-            except (RedisError, OSError, TimeoutError, RedisDown):
-                continue
-            except Exception:
-                log.exception("catching up with Redis failed; trying again")
-                continue
-            self.up = True
-            log.info("Redis is back; state is kept there again")
-            return
-
-    async def close(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-        try:
-            await self.redis.aclose(close_connection_pool=True)
-        except (RedisError, OSError):
-            pass
 
 
 class ResilientStorage(BaseStorage):
@@ -116,7 +31,7 @@ class ResilientStorage(BaseStorage):
 
     Keys look like stylebot:<chat>:<user>:<destiny>:state|data, destiny being
     "default" for the dialog and "profile" for the long-lived record beside it
-    (bot.i18n), so clearing a dialog leaves the language alone. Dialogs expire
+    (bot.chat.i18n), so clearing a dialog leaves the language alone. Dialogs expire
     after DIALOG_TTL_S; profiles do not.
     """
 

@@ -13,7 +13,8 @@ import time
 import pytest
 from aiogram.fsm.storage.base import StorageKey
 
-from bot.storage import RedisLink, ResilientStorage
+from bot.operator.redis_link import RedisLink
+from bot.operator.storage import ResilientStorage
 from tests.bot.pictures import picture
 from tests.bot.test_dialogs import eventually
 from tests.redis_server import RedisServer, RedisUnavailable

@@ -1,7 +1,7 @@
 """The container's health: an event loop that answers, and a live job worker.
 
 The bot's event loop writes a heartbeat file every HEARTBEAT_INTERVAL_S
-(its pid and the time). `python -m bot.health` is the image's HEALTHCHECK:
+(its pid and the time). `python -m bot.operator.health` is the image's HEALTHCHECK:
 it fails when the heartbeat is older than --max-age seconds (the loop is
 stuck: a blocking call, a deadlock), or when the process that wrote it has
 no live job worker (a child started by multiprocessing's spawn; the bot
@@ -88,7 +88,7 @@ def check(path: Path, max_age_s: float) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.health", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bot.operator.health", description=__doc__.splitlines()[0])
     parser.add_argument("--file", type=Path, default=Path(os.environ.get("HEARTBEAT_FILE") or DEFAULT_FILE))
     parser.add_argument("--max-age", type=float, default=MAX_AGE_S, help="seconds (default %(default)s)")
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ from bot.settings import SettingsError, load_settings
 from tests.bot.pictures import picture
 from tests.fake_telegram import FakeTelegram
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "123456789:AAFakeTokenForTests_abcdefghijkl"
 
 

@@ -10,7 +10,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.i18n import LANGUAGES
+from bot.chat.i18n import LANGUAGES
 from bot.presets import Presets
 from nets.catalog import FAST_STYLES
 

@@ -1,6 +1,6 @@
 """The job queue against real worker processes running a fake engine.
 
-Each test runs its own asyncio loop (asyncio.run) and its own JobQueue, and
+Each test runs its own asyncio loop (asyncio.run) and its own LocalJobQueue, and
 always stops it, so no test leaves processes behind for the next.
 """
 import asyncio
@@ -13,10 +13,10 @@ import time
 import pytest
 from PIL import Image
 
-from bot.jobs import (Job, JobDone, JobFailed, JobProgress, JobQueue, JobQueued, JobStarted, QueueFull,
-                      UserBusy)
+from bot.jobs.job import Job, JobDone, JobFailed, JobProgress, JobQueued, JobStarted, QueueFull, UserBusy
+from bot.jobs.local import LocalJobQueue
 
-FAKE = "tests.bot.fake_engine:FakeEngine"
+FAKE = "tests.bot.jobs.fake_engine:FakeEngine"
 WAIT_S = 60    # generous: two cores are shared by many test runs at once
 
 
@@ -63,7 +63,7 @@ def run(scenario, **settings):
         events = Events()
         settings.setdefault("engine_factory", FAKE)
         settings.setdefault("engine_options", {})
-        queue = JobQueue(on_event=events, **settings)
+        queue = LocalJobQueue(on_event=events, **settings)
         await queue.start()
         try:
             return await scenario(queue, events)
@@ -302,7 +302,7 @@ def test_an_engine_that_cannot_be_built_fails_each_job_with_its_error():
 def test_stop_returns_unfinished_jobs_and_leaves_no_children():
     async def main():
         events = Events()
-        queue = JobQueue(engine_factory=FAKE, engine_options={}, workers=2, on_event=events)
+        queue = LocalJobQueue(engine_factory=FAKE, engine_options={}, workers=2, on_event=events)
         await queue.start()
         jobs = [make_job(user, steps=200, step_s=0.05) for user in (1, 2, 3)]
         for job in jobs:

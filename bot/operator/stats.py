@@ -8,7 +8,6 @@ next one. Without Redis they count from this start.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -18,9 +17,10 @@ from collections import defaultdict, deque
 
 from aiogram.utils.i18n import gettext as _
 
-from bot.jobs import JobDone, JobFailed, JobQueue
-from bot.storage import KEY_PREFIX, RedisDown, RedisLink
-from bot.watch import JobWatch
+from bot.chat.watch import JobWatch
+from bot.jobs.backend import JobBackend
+from bot.jobs.job import JobDone, JobFailed
+from bot.operator.redis_link import KEY_PREFIX, RedisDown, RedisLink, WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ class Stats(JobWatch):
         self.strangers = 0                 # updates refused by ALLOWED_USERS (once per stranger)
         self.since = time.time()           # when counting began (the oldest record in Redis)
         self._loaded = link is None        # Redis's earlier counts are in (or there is no Redis)
-        self._changed = asyncio.Event()
-        self._writer: asyncio.Task | None = None
+        self._writer = WriteBehind(lambda: self._write(self.link.run), ready=lambda: self._loaded,
+                                   delay_s=WRITE_DELAY_S)
         if link is not None:
             link.on_recovery(self._catch_up)
 
@@ -48,7 +48,7 @@ class Stats(JobWatch):
 
     def count(self, op: str, outcome: str) -> None:
         self.counts[op][outcome] += 1
-        self._changed.set()
+        self._writer.changed()
 
     def event(self, event) -> None:
         if isinstance(event, JobDone):
@@ -65,7 +65,7 @@ class Stats(JobWatch):
 
     def stranger_refused(self) -> None:
         self.strangers += 1
-        self._changed.set()
+        self._writer.changed()
 
     def median_s(self, op: str) -> float | None:
         samples = self.seconds.get(op)
@@ -80,11 +80,11 @@ class Stats(JobWatch):
             await self._load(self.link.run)
         except RedisDown:
             log.warning("could not read the counters yet; counting from now, added to Redis's once it is back")
-        self._writer = asyncio.get_running_loop().create_task(self._write_when_changed())
+        self._writer.start()
 
     async def stop(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
+        if self._writer.started:
+            self._writer.stop()
             if self._loaded:
                 try:
                     await self._write(self.link.run)
@@ -115,17 +115,6 @@ class Stats(JobWatch):
                              "strangers": self.strangers, "since": self.since})
         await run(lambda r: r.set(STATS_KEY, record))
 
-    async def _write_when_changed(self) -> None:
-        while True:
-            await self._changed.wait()
-            await asyncio.sleep(WRITE_DELAY_S)     # one write for a burst of changes
-            self._changed.clear()
-            if self._loaded:
-                try:
-                    await self._write(self.link.run)
-                except RedisDown:
-                    pass
-
 
 def rss_mb(pid: int) -> float | None:
     """Resident memory of a process, from /proc (None where there is no /proc or no such process)."""
@@ -149,7 +138,7 @@ def duration_text(seconds: float) -> str:
     return _("{d} d {h} h").format(d=hours // 24, h=hours % 24)
 
 
-def report(stats: Stats, queue: JobQueue, workers_wanted: int, redis: RedisLink | None) -> str:
+def report(stats: Stats, queue: JobBackend, workers_wanted: int, redis: RedisLink | None) -> str:
     """The /stats message."""
     pids = queue.worker_pids()
     about = queue.workers_about()

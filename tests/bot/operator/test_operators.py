@@ -68,7 +68,7 @@ def test_the_health_check_fails_when_the_event_loop_stops(fake_tg, start_bot, tm
     bot = start_bot(HEARTBEAT_FILE=str(heartbeat))
 
     def health(max_age="4"):
-        return subprocess.run([sys.executable, "-m", "bot.health", "--file", str(heartbeat), "--max-age", max_age],
+        return subprocess.run([sys.executable, "-m", "bot.operator.health", "--file", str(heartbeat), "--max-age", max_age],
                               cwd=ROOT, capture_output=True, text=True, timeout=30)
 
     end = time.monotonic() + 90      # the job worker needs a moment to start
