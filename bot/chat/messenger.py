@@ -22,14 +22,15 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.chat.i18n import in_locale
-from bot.chat.keyboards import result_menu
+from bot.chat.keyboards import result_menu, sheet_menu
 from bot.chat.pictures import PictureRef, PictureStore
 from bot.chat.results import ResultSender, Unsent
 from bot.chat.status import (SEND_ERRORS, Delivery, StatusMessages, failure_text, please_wait_text, progress_text,
-                             queued_text, restarting_text)
+                             queued_text, restarting_text, unavailable_text)
 from bot.chat.watch import JobWatch
 from bot.jobs.backend import JobBackend
-from bot.jobs.job import Job, JobDone, JobFailed, JobProgress, JobQueued, JobStarted, QueueFull, UserBusy
+from bot.jobs.job import (BackendUnavailable, Job, JobDone, JobFailed, JobProgress, JobQueued, JobStarted, QueueFull,
+                          UserBusy)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,12 @@ class JobMessenger:
         self._deliveries[job.id] = delivery
         async with delivery.lock:
             try:
-                ahead = self.queue.submit(job)
+                ahead = await self.queue.submit(job)
+            except BackendUnavailable:
+                del self._deliveries[job.id]
+                self.watch.refused(job, "down")
+                await message.answer(unavailable_text())
+                return False
             except UserBusy:
                 del self._deliveries[job.id]
                 self.watch.refused(job, "busy")
@@ -95,10 +101,23 @@ class JobMessenger:
             self.watch.opened(delivery)
         return True
 
+    def adopt(self, job: Job, record: dict) -> None:
+        """A job an earlier run of the bot submitted, still going (JOB_BACKEND=celery): its status message
+        and result go on as if nothing happened. `record` is what bot.operator.ledger kept of it
+        (bot.chat.watch.delivery_record); the caption's extra notes were not kept, the buttons are rebuilt."""
+        sheet = (record.get("remember") or {}).get("sheet")
+        delivery = Delivery(job=job, locale=record.get("locale") or self.i18n.default_locale,
+                            as_document=bool(record.get("as_document", job.op == "upscale")),
+                            source=PictureRef.from_data(record.get("source")),
+                            menu=(lambda job_id: sheet_menu(job_id, len(sheet))) if sheet else None,
+                            remember=record.get("remember"), status_message_id=record.get("status_message_id"),
+                            thread_id=record.get("thread_id"))
+        self._deliveries[job.id] = delivery
+
     async def cancel(self, user_id: int) -> bool:
         """Cancel the user's job; True if there was one and nothing of it will arrive."""
         job = self.queue.active_job(user_id)
-        cancelled_in_queue = self.queue.cancel(user_id)
+        cancelled_in_queue = await self.queue.cancel(user_id)
         delivery = self._deliveries.get(job.id) if job else None
         if delivery is None:
             delivery = next((d for d in self._deliveries.values() if d.job.user_id == user_id), None)

@@ -164,6 +164,11 @@ def please_wait_text() -> str:
     return _("⏳ I'm still working on your previous picture. Please wait for it, or send /cancel to stop it.")
 
 
+def unavailable_text() -> str:
+    return _("😔 Sorry, I can't take pictures right now: my job queue is out of reach. "
+             "Please try again in a few minutes.")
+
+
 def queued_text(ahead: int) -> str:
     if ahead <= 0:
         return _("⚙️ Starting…")

@@ -71,6 +71,10 @@ class UserBusy(Exception):
     """The user already has a job waiting or running."""
 
 
+class BackendUnavailable(Exception):
+    """The backend cannot take jobs just now (Redis does not answer); nothing was queued."""
+
+
 WORKER_DIED = "The worker processing the picture stopped unexpectedly (it may have run out of memory)."
 
 
