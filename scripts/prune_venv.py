@@ -71,6 +71,17 @@ for module in pkgutil.walk_packages(redis.__path__, "redis."):
     if not module.name.startswith(("redis.multidb", "redis.asyncio.multidb", "redis.ocsp")):
         importlib.import_module(module.name)
 
+# JOB_BACKEND=celery (bot/jobs/celery_*.py): Celery loads its pool, transport, boot steps and
+# commands by name, so every module of it, kombu and billiard, but those needing extras not installed.
+import celery, kombu, billiard
+for package in (celery, kombu, billiard):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        try:
+            importlib.import_module(module.name)
+        except ImportError as e:      # an optional dependency (a result backend, a broker) we do not install
+            if (e.name or "").split(".")[0] in ("celery", "kombu", "billiard"):
+                raise
+
 net = nn.Sequential(
     nn.ReflectionPad2d(1), nn.Conv2d(3, 8, 3), nn.InstanceNorm2d(8), nn.ReLU(),
     nn.Upsample(scale_factor=2), nn.Conv2d(8, 12, 3, padding=1), nn.LeakyReLU(0.2),
