@@ -71,7 +71,7 @@ def cell(img: Image.Image, label: str) -> Image.Image:
     fitted.thumbnail((CELL, CELL), Image.Resampling.LANCZOS)
     framed.paste(fitted, ((CELL - fitted.width) // 2, (CELL - fitted.height) // 2))
     draw = ImageDraw.Draw(framed)
-    font, _ = sheet._font()
+    font, _ = sheet.label_font()
     draw.text((6, CELL + 4), label, fill=(30, 30, 30), font=font)
     return framed
 

@@ -16,6 +16,7 @@ from bot.settings import Settings
 ATTACHMENT = F.photo | F.document | F.sticker | F.animation | F.video | F.video_note
 
 KEPT_PICTURE = "picture"   # FSM data key: a picture waiting for the user to pick an operation
+ALBUM_PARTS = "album"      # FSM data key: the other parts of the album KEPT_PICTURE came first in
 FAST_MODEL = "fast_model"  # profile key: the fast network the user picked last (lite or adain)
 
 
