@@ -22,10 +22,13 @@ Box = tuple[int, int, int, int]   # left, top, right, bottom
 
 # The models a compare sheet shows, in this order: photos (fast), photos (finest), drawings.
 COMPARED = ("general", "x4plus", "anime")
-# The compare sheet's region, in input pixels: 64 px is 256 px at x4, four of which
-# make a 2x2 sheet a phone shows whole. It is also what the budget allows: x4plus
-# (23 RRDB blocks) on 64 px plus context is most of the sheet's 8 s on 2 CPU threads.
-COMPARE_SIDE = 64
+# The compare sheet's region, in input pixels: 48 px is 192 px at x4, enough to tell the
+# models apart (water, cables, lines), and what the budget allows: x4plus (23 RRDB
+# blocks) on the region and its context is most of the sheet's 8 s on 2 CPU threads;
+# 64 px took 2.5 times as long on a 2-core AMD EPYC (README, "Upscaling").
+COMPARE_SIDE = 48
+# The context an upscaler's tile borrows from its neighbours (nets.upscale.TILE_PAD, here without torch).
+TILE_CONTEXT = 10
 # The before/after crop's side, in result pixels: two of them side by side fill a phone's width.
 CROP_SIDE = 384
 GAP = 8
@@ -57,6 +60,14 @@ def detail_box(image: Image.Image, side: int) -> Box:
     row, column = np.unravel_index(int(np.argmax(sums)), sums.shape)
     left, top = int(lefts[column]), int(tops[row])
     return left, top, left + box_w, top + box_h
+
+
+def detail_part(image: Image.Image, side: int, context: int) -> Image.Image:
+    """The most detailed side x side square grown by `context` pixels each way (within the
+    picture): a small picture an upscaler sees at full resolution, its context included."""
+    left, top, right, bottom = detail_box(image, side)
+    return image.crop((max(left - context, 0), max(top - context, 0),
+                       min(right + context, image.width), min(bottom + context, image.height)))
 
 
 def _positions(last: int, step: int) -> np.ndarray:
@@ -94,7 +105,7 @@ def labelled_grid(panels: Sequence[tuple[str, Image.Image]], columns: int) -> Im
 
 
 def compare_sheet(original: Image.Image, results: Sequence[tuple[str, Image.Image]], *,
-                  original_label: str = "original (pixels enlarged)") -> Image.Image:
+                  original_label: str = "original") -> Image.Image:
     """The original region, enlarged, beside each model's result of it: all at the results' 1:1 pixels."""
     if not results:
         raise ValueError("a compare sheet needs at least one result")

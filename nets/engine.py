@@ -133,7 +133,7 @@ class Engine:
             self._upscaler(name, denoise), picture, scale=scale, tile=tile, progress=progress, cancel=cancel))
 
     def upscale_compare(self, image: Image.Image, *, models: Sequence[str] = compare.COMPARED,
-                        labels: Sequence[str] | None = None, original_label: str = "original (pixels enlarged)",
+                        labels: Sequence[str] | None = None, original_label: str = "original",
                         scale: int = 4, denoise: float = 0.5, side: int = compare.COMPARE_SIDE,
                         max_side: int | None = None, progress: Progress | None = None,
                         cancel: CancelFlag | None = None) -> Result:

@@ -14,6 +14,7 @@ from PIL import Image
 from torch import nn
 
 from nets.arch.srvgg import SRVGGNetCompact
+from nets.compare import TILE_CONTEXT
 from nets.device import model_placement, tensor_to_pixels
 from nets.steps import CancelFlag, Progress, Steps
 from nets.tiling import Tile, plan_tiles, run_tiles
@@ -32,7 +33,7 @@ NET_SCALE = 4
 # every edge the network drew.)
 SCALES = (2, 3, 4)
 # Context each tile borrows from its neighbours; upstream's default tile_pad.
-TILE_PAD = 10
+TILE_PAD = TILE_CONTEXT
 
 
 def model_name(model: str, device: torch.device) -> str:

@@ -272,3 +272,12 @@ def upscale_result_menu(job_id: str) -> InlineKeyboardMarkup:
     builder.button(text=_("🔄 Start over"), callback_data=ResultAction(name="restart", job_id=job_id))
     builder.adjust(1)
     return builder.as_markup()
+
+
+def large_picture_menu() -> InlineKeyboardMarkup:
+    """For a picture already larger than the workers' working size: see first, or go on anyway."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("🔍 Compare the models on a part, at full size"), callback_data=UpscaleGo(what="compare_full"))
+    builder.button(text=_("▶️ Upscale anyway"), callback_data=UpscaleGo(what="anyway"))
+    builder.adjust(1)
+    return builder.as_markup()

@@ -70,11 +70,12 @@ async def choose(state: FSMContext, **change) -> UpscaleChoice:
     return choice
 
 
-# Seconds per input megapixel on the CPU, fp32, 2 threads, whole pictures in tiles, as
-# scripts/bench.py measured them on a 2-core AMD EPYC (Zen 3) shared with other work.
-# The clock starts from these and follows what this host really does; a GPU starts
-# unknown and is learned from its first jobs.
-CPU_SECONDS_PER_MEGAPIXEL = {"general": 30.0, "x4plus": 600.0, "anime": 150.0}
+# Seconds per input megapixel on the CPU, fp32, 2 threads, as scripts/bench.py and a
+# side-by-side run measured them on a 2-core AMD EPYC (Zen 3) shared with other work
+# (x4plus 21 to 31 times general's time per pixel, anime about 5 times; README,
+# "Upscaling"). The clock starts from these and follows what this host really does;
+# a GPU starts unknown and is learned from its first jobs.
+CPU_SECONDS_PER_MEGAPIXEL = {"general": 40.0, "x4plus": 1000.0, "anime": 200.0}
 LEARNING_RATE = 0.3   # how far one finished job moves the estimate
 
 

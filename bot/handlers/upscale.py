@@ -20,7 +20,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.chat.groups import ask_for_picture
 from bot.chat.keyboards import (Action, ComparePick, ResultAction, UpscaleGo, UpscaleOption, compare_menu,
-                                upscale_menu, upscale_model_label, upscale_model_name, upscale_result_menu)
+                                large_picture_menu, upscale_menu, upscale_model_label, upscale_model_name, upscale_result_menu)
 from bot.chat.messenger import JobMessenger
 from bot.chat.pictures import Picture, PictureRef, PictureStore
 from bot.chat.states import UpscaleDialog
@@ -133,29 +133,50 @@ async def go(callback: CallbackQuery, callback_data: UpscaleGo, state: FSMContex
         await callback.answer(_("I no longer have this picture. Please send it again."), show_alert=True)
         return
     await callback.answer()
-    choice = await upscale_choice(state)
-    if callback_data.what == "compare":
-        started = await start_compare(callback.message, callback.from_user.id, settings, messenger, picture, choice)
-    else:
-        started = await start_upscale(callback.message, callback.from_user.id, state, settings, messenger, picture,
-                                      choice)
-    if started:
-        await state.clear()
+    await run_choice(callback.message, callback.from_user.id, state, settings, messenger, picture,
+                     await upscale_choice(state), callback_data.what)
 
 
 @router.message(UpscaleDialog.waiting_picture, ATTACHMENT, F.media_group_id.is_(None))
 async def got_picture(message: Message, state: FSMContext, settings: Settings, pictures: PictureStore,
                       messenger: JobMessenger) -> None:
     picture = await take_picture(message, pictures, messenger)
-    if picture is None:
-        return
-    choice = await upscale_choice(state)
-    if await state.get_value(COMPARE_FIRST):
-        started = await start_compare(message, message.from_user.id, settings, messenger, picture, choice)
-    else:
-        started = await start_upscale(message, message.from_user.id, state, settings, messenger, picture, choice)
-    if started:
+    if picture is not None:
+        await run_choice(message, message.from_user.id, state, settings, messenger, picture,
+                         await upscale_choice(state), "compare" if await state.get_value(COMPARE_FIRST) else "run")
+
+
+async def run_choice(chat: Message, user_id: int, state: FSMContext, settings: Settings, messenger: JobMessenger,
+                     picture: Picture, choice: UpscaleChoice, what: str) -> None:
+    """what: run, compare, compare_full (a part of a large picture at its own size), anyway (run, though large)."""
+    if what == "run" and already_large(picture, choice, settings, messenger):
         await state.clear()
+        await state.set_data({KEPT_PICTURE: picture.ref.as_data()})
+        side, _limited_by = input_side(picture, choice.scale, settings, messenger)
+        await chat.answer(large_text(picture, side, choice.scale), reply_markup=large_picture_menu())
+        return
+    if what in ("compare", "compare_full"):
+        if await start_compare(chat, user_id, settings, messenger, picture, choice, full_size=what == "compare_full"):
+            # The picture stays kept: the buttons the user saw before the sheet still work on it.
+            await state.clear()
+            await state.set_data({KEPT_PICTURE: picture.ref.as_data()})
+    elif await start_upscale(chat, user_id, state, settings, messenger, picture, choice):
+        await state.clear()
+
+
+def already_large(picture: Picture, choice: UpscaleChoice, settings: Settings, messenger: JobMessenger) -> bool:
+    """The result would not be even twice the picture's own size: it is shrunk to the workers' side first."""
+    side, _limited_by = input_side(picture, choice.scale, settings, messenger)
+    return min(side, max(picture.width, picture.height)) * choice.scale < 2 * max(picture.width, picture.height)
+
+
+def large_text(picture: Picture, side: int, scale: int) -> str:
+    shrink = min(1.0, side / max(picture.width, picture.height))
+    return _("📐 Your picture is already large: {w}×{h}. I work on pictures of up to {side} px here, so I would "
+             "shrink it first, and the ×{scale} result ({W}×{H}) would hold less real detail than your own file. "
+             "See what the models do to a part of it at full size first, or upscale it anyway.").format(
+        w=picture.width, h=picture.height, side=side, scale=scale,
+        W=round(picture.width * shrink) * scale, H=round(picture.height * shrink) * scale)
 
 
 # --- the jobs ---------------------------------------------------------------------------------
@@ -244,18 +265,26 @@ async def start_upscale(chat: Message, user_id: int, state: FSMContext, settings
 
 
 async def start_compare(chat: Message, user_id: int, settings: Settings, messenger: JobMessenger,
-                        picture: Picture, choice: UpscaleChoice) -> bool:
-    """The compare sheet: the picture's most detailed part as each model makes it, at 1:1."""
+                        picture: Picture, choice: UpscaleChoice, *, full_size: bool = False) -> bool:
+    """The compare sheet: the picture's most detailed part as each model makes it, at 1:1.
+
+    full_size: the part is cut from the picture as sent (not as shrunk to the workers' side),
+    so the sheet shows what the models do to the user's own pixels."""
     side, _limited_by = input_side(picture, choice.scale, settings, messenger)
     slower = messenger.upscale_clock.slower(messenger.device(), "x4plus")
-    job = Job(user_id=user_id, chat_id=chat.chat.id, op="upscale_compare", images={"image": picture.data},
+    data = await asyncio.to_thread(full_size_part, picture.data) if full_size else picture.data
+    job = Job(user_id=user_id, chat_id=chat.chat.id, op="upscale_compare", images={"image": data},
               options={"models": list(MODELS), "labels": [upscale_model_name(m) for m in MODELS],
-                       "original_label": _("original, pixels enlarged"), "scale": choice.scale,
+                       "original_label": _("original"), "scale": choice.scale,
                        "denoise": DENOISE[choice.denoise], "max_side": side}, output="png")
 
     def describe(_done: JobDone) -> str:
-        return _("🔍 The part of your picture with the most detail, ×{scale} at 1:1 pixels: your original "
+        text = _("🔍 The part of your picture with the most detail, ×{scale} at 1:1 pixels: your original "
                  "(its pixels enlarged) and each model. Tap a model for the whole picture.").format(scale=choice.scale)
+        if full_size:
+            text += "\n" + _("This part is at your picture's own size; the whole picture would be shrunk to "
+                             "{side} px first.").format(side=side)
+        return text
 
     return await messenger.submit(chat, job, source=picture.ref, describe_result=describe,
                                   menu=lambda job_id: compare_menu(job_id, slower))
@@ -319,6 +348,14 @@ async def before_and_after(callback: CallbackQuery, callback_data: ResultAction,
     await callback.message.answer_photo(BufferedInputFile(crop, filename="stylebot-before-after.png"),
                                         caption=_("🔎 Before and after, at the result's 1:1 pixels, where your "
                                                   "picture has the most detail."))
+
+
+def full_size_part(data: bytes) -> bytes:
+    """The most detailed part of the picture as sent, with the context an upscaler's tile gets."""
+    from nets.compare import COMPARE_SIDE, TILE_CONTEXT, detail_part
+    from nets.imageio import encode_png, load_image
+
+    return encode_png(detail_part(load_image(data), COMPARE_SIDE, TILE_CONTEXT))
 
 
 def before_after_png(original: bytes, result: bytes, labels: tuple[str, str]) -> bytes:

@@ -105,12 +105,12 @@ def test_compare_sheet_then_a_model_then_before_and_after(fake_tg, bot, alice):
     choices = fake_tg.wait_for(chat_id=alice.id, text="How shall I upscale", after=press)
     press = fake_tg.press(alice, choices, text="Compare the models first")
     sheet = fake_tg.wait_for(chat_id=alice.id, kind="photo", after=press, timeout=JOB_S)
-    # 64 px of the picture at x4: four 256 px panels, two by two, labelled above.
-    assert sheet.image().size == (2 * 256 + 3 * 8, 2 * (256 + 30) + 3 * 8)
+    # 48 px of the picture at x4: four 192 px panels, two by two, labelled above.
+    assert sheet.image().size == (2 * 192 + 3 * 8, 2 * (192 + 30) + 3 * 8)
     assert "most detail" in sheet.caption and "1:1" in sheet.caption
     labels = [b["text"] for b in sheet.buttons]
     assert labels[:3] == ["📷 Photo", "🔬 Photo, finest", "🎌 Drawing / anime"] or labels[1].startswith("🔬 Photo, finest (")
-    assert engine_log(bot, 1) == ["upscale_compare 536x596 (scale=4)"]
+    assert engine_log(bot, 1) == ["upscale_compare 408x468 (scale=4)"]
 
     press = fake_tg.press(alice, sheet, text="Drawing")
     result = fake_tg.wait_for(chat_id=alice.id, kind="document", after=press, timeout=JOB_S)
@@ -125,6 +125,21 @@ def test_compare_sheet_then_a_model_then_before_and_after(fake_tg, bot, alice):
     left = np.asarray(crop.image().convert("RGB"))[38:38 + 384, 8:8 + 384]
     # The "before" half is the original's pixels, enlarged 4x without smoothing: blocks of 4x4.
     assert (left[::4, ::4] == left[1::4, 1::4]).all()
+    assert fake_tg.errors() == []
+
+
+def test_a_picture_already_larger_than_the_working_size_says_so_and_offers_a_part_at_full_size(fake_tg, bot, alice):
+    ask(fake_tg, alice)
+    sent = fake_tg.send_photo(alice, picture((600, 450)))    # MAX_SIDE is 256: x4 would give back 1024x768
+    large = fake_tg.wait_for(chat_id=alice.id, text="already large", after=sent)
+    assert "600×450" in large.text and "1024×768" in large.text and not fake_tg.calls("sendDocument")
+    press = fake_tg.press(alice, large, text="at full size")
+    sheet = fake_tg.wait_for(chat_id=alice.id, kind="photo", after=press, timeout=JOB_S)
+    assert sheet.image().size == (408, 468) and "own size" in sheet.caption
+    assert "(scale=4)" in engine_log(bot, 1)[0] and "downsized" not in bot.log
+    press = fake_tg.press(alice, large, text="Upscale anyway")
+    result = fake_tg.wait_for(chat_id=alice.id, kind="document", after=press, timeout=JOB_S)
+    assert result.image().size == (1024, 768) and "rather than ×4" in result.caption
     assert fake_tg.errors() == []
 
 
