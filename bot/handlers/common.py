@@ -60,12 +60,20 @@ async def fetch_ref(chat: Message, user_id: int, ref: PictureRef, pictures: Pict
 
 
 async def restart_dialog(state: FSMContext, *, keep_picture: bool) -> PictureRef | None:
-    """Leave whatever dialog was going on; optionally carry the kept picture over."""
+    """Leave whatever dialog was going on; optionally carry the kept picture over (and the rest of
+    its album, for "upscale the whole album")."""
     picture = await kept_picture(state) if keep_picture else None
+    album = await state.get_value(ALBUM_PARTS) if picture is not None else None
     await state.clear()
     if picture is not None:
-        await state.update_data({KEPT_PICTURE: picture.as_data()})
+        await state.update_data({KEPT_PICTURE: picture.as_data(), **({ALBUM_PARTS: album} if album else {})})
     return picture
+
+
+async def keep_aside(state: FSMContext, picture: PictureRef) -> None:
+    """End the dialog step but keep the picture (and what else the data holds) for the buttons shown."""
+    await state.set_state(None)
+    await state.update_data({KEPT_PICTURE: picture.as_data()})
 
 
 async def fast_model(state: FSMContext, settings: Settings) -> str:

@@ -25,7 +25,8 @@ from bot.chat.messenger import JobMessenger
 from bot.chat.pictures import Picture, PictureRef, PictureStore
 from bot.chat.states import UpscaleDialog
 from bot.chat.upscale_options import DENOISE, MODELS, SCALES, UpscaleChoice, choose, upscale_choice
-from bot.handlers.common import ATTACHMENT, KEPT_PICTURE, fetch_kept, fetch_ref, find_result, restart_dialog, take_picture
+from bot.handlers.common import (ATTACHMENT, KEPT_PICTURE, fetch_kept, fetch_ref, find_result, keep_aside,
+                                 restart_dialog, take_picture)
 from bot.jobs.job import Job, JobDone
 from bot.settings import Settings
 
@@ -81,7 +82,7 @@ async def upscale_button(callback: CallbackQuery, state: FSMContext, messenger: 
 
 async def offer_choices(chat: Message, state: FSMContext, messenger: JobMessenger, picture: PictureRef) -> None:
     """A picture is there: the choices, with a button to run them."""
-    await state.set_data({KEPT_PICTURE: picture.as_data()})
+    await keep_aside(state, picture)
     await chat.answer(choices_text(), reply_markup=await menu_for(state, messenger, compare_first=None))
 
 
@@ -150,16 +151,14 @@ async def run_choice(chat: Message, user_id: int, state: FSMContext, settings: S
                      picture: Picture, choice: UpscaleChoice, what: str) -> None:
     """what: run, compare, compare_full (a part of a large picture at its own size), anyway (run, though large)."""
     if what == "run" and already_large(picture, choice, settings, messenger):
-        await state.clear()
-        await state.set_data({KEPT_PICTURE: picture.ref.as_data()})
+        await keep_aside(state, picture.ref)
         side, _limited_by = input_side(picture, choice.scale, settings, messenger)
         await chat.answer(large_text(picture, side, choice.scale), reply_markup=large_picture_menu())
         return
     if what in ("compare", "compare_full"):
         if await start_compare(chat, user_id, settings, messenger, picture, choice, full_size=what == "compare_full"):
             # The picture stays kept: the buttons the user saw before the sheet still work on it.
-            await state.clear()
-            await state.set_data({KEPT_PICTURE: picture.ref.as_data()})
+            await keep_aside(state, picture.ref)
     elif await start_upscale(chat, user_id, state, settings, messenger, picture, choice):
         await state.clear()
 
@@ -255,8 +254,7 @@ async def start_upscale(chat: Message, user_id: int, state: FSMContext, settings
     """Submit the upscale; False if it did not start (the user has been told why)."""
     plan = plan_upscale(chat.chat.id, user_id, picture, choice, settings, messenger)
     if plan.job is None:   # too slow here: the picture stays, with the choices, so another model is a tap away
-        await state.clear()
-        await state.set_data({KEPT_PICTURE: picture.ref.as_data()})
+        await keep_aside(state, picture.ref)
         await chat.answer(plan.note, reply_markup=choices_menu(choice, messenger))
         return False
     return await messenger.submit(chat, plan.job, as_document=True, source=picture.ref, heading=plan.note,
