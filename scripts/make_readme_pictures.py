@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         upscaling = Engine(upscalers, device="cpu", threads=2)
         small = sample(ASTRONAUT, args.wheels).resize((256, 256), Image.Resampling.LANCZOS)
         # denoise 1: realesr-general-x4v3 alone (its weak-denoise twin is not at hand to blend in)
-        made = upscaling.upscale_compare(small, labels=["Photo (general)", "Photo, finest (x4plus)",
-                                                        "Drawing / anime"], denoise=1.0)
+        made = upscaling.upscale_compare(small, labels=["Photo: general", "Finest: x4plus",
+                                                        "Drawing: anime"], denoise=1.0)
         made.image.save(args.dest / "compare_sheet.png", optimize=True)
         written.append("compare_sheet.png")
     for name in written:

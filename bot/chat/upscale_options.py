@@ -75,7 +75,7 @@ async def choose(state: FSMContext, **change) -> UpscaleChoice:
 # (x4plus 21 to 31 times general's time per pixel, anime about 5 times; README,
 # "Upscaling"). The clock starts from these and follows what this host really does;
 # a GPU starts unknown and is learned from its first jobs.
-CPU_SECONDS_PER_MEGAPIXEL = {"general": 40.0, "x4plus": 1000.0, "anime": 200.0}
+CPU_SECONDS_PER_MEGAPIXEL = {"general": 40.0, "x4plus": 1200.0, "anime": 200.0}
 LEARNING_RATE = 0.3   # how far one finished job moves the estimate
 
 

@@ -273,12 +273,16 @@ async def start_compare(chat: Message, user_id: int, settings: Settings, messeng
     data = await asyncio.to_thread(full_size_part, picture.data) if full_size else picture.data
     job = Job(user_id=user_id, chat_id=chat.chat.id, op="upscale_compare", images={"image": data},
               options={"models": list(MODELS), "labels": [upscale_model_name(m) for m in MODELS],
-                       "original_label": _("original"), "scale": choice.scale,
+                       # x4 whatever the scale chosen: the networks' own scale, where they differ most, and
+                       # 192 px panels (x2 of the 48 px region would be 96 px panels, too small to judge;
+                       # a larger region would cost x4plus four times as much)
+                       "original_label": _("original"), "scale": 4,
                        "denoise": DENOISE[choice.denoise], "max_side": side}, output="png")
 
     def describe(_done: JobDone) -> str:
-        text = _("🔍 The part of your picture with the most detail, ×{scale} at 1:1 pixels: your original "
-                 "(its pixels enlarged) and each model. Tap a model for the whole picture.").format(scale=choice.scale)
+        text = _("🔍 The part of your picture with the most detail, ×4 at 1:1 pixels: your original "
+                 "(its pixels enlarged) and each model. Tap a model for the whole picture, at the scale you "
+                 "chose (×{scale}).").format(scale=choice.scale)
         if full_size:
             text += "\n" + _("This part is at your picture's own size; the whole picture would be shrunk to "
                              "{side} px first.").format(side=side)
