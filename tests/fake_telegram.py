@@ -863,23 +863,22 @@ class FakeTelegram:
         reply_to = self._reply_to(chat_id, params)
         fields: dict = {"kind": kind, "caption": caption, "raw_caption": raw_caption, "parse_mode": parse_mode,
                         "reply_markup": markup, "reply_to": reply_to, "file_bytes": data, "file_name": filename}
-        if kind == "photo":
-            if record is not None:
-                fields["photo"] = record.photo_sizes
-            else:
-                fields["photo"] = self._uploaded_photo(data)
-        else:
-            if record is not None:
-                fields["document"] = {"file_id": record.file_id, "file_unique_id": record.file_unique_id,
-                                      "file_name": filename, "file_size": record.size}
-            else:
-                if not data:
-                    raise bad_request("file must be non-empty")
-                if len(data) > UPLOAD_LIMIT:
-                    raise ApiError(413, "Request Entity Too Large")
-                fields["document"] = self._document(data, filename or "document", None, None)
+        fields.update(self._file_fields(kind, data, filename, record))
         message = self._new_bot_message(chat_id, f"send{kind.capitalize()}", params, **fields)
         return self._message_json(message)
+
+    def _file_fields(self, kind: str, data: bytes | None, filename: str | None, record: FileRecord | None) -> dict:
+        """The photo sizes or the document of a sent file: a new upload, or a file_id sent again."""
+        if kind == "photo":
+            return {"photo": record.photo_sizes if record is not None else self._uploaded_photo(data)}
+        if record is not None:
+            return {"document": {"file_id": record.file_id, "file_unique_id": record.file_unique_id,
+                                 "file_name": filename, "file_size": record.size}}
+        if not data:
+            raise bad_request("file must be non-empty")
+        if len(data) > UPLOAD_LIMIT:
+            raise ApiError(413, "Request Entity Too Large")
+        return {"document": self._document(data, filename or "document", None, None)}
 
     def _api_send_media_group(self, params, files):
         """An album: 2-10 items, documents only with documents (audio only with audio), a caption per
@@ -907,17 +906,7 @@ class FakeTelegram:
             fields: dict = {"kind": kind, "caption": caption, "raw_caption": raw_caption, "parse_mode": parse_mode,
                             "file_bytes": data, "file_name": filename, "media_group_id": group_id,
                             "reply_to": reply_to, "thread_id": thread}
-            if kind == "photo":
-                fields["photo"] = record.photo_sizes if record is not None else self._uploaded_photo(data)
-            elif record is not None:
-                fields["document"] = {"file_id": record.file_id, "file_unique_id": record.file_unique_id,
-                                      "file_name": filename, "file_size": record.size}
-            else:
-                if not data:
-                    raise bad_request("file must be non-empty")
-                if len(data) > UPLOAD_LIMIT:
-                    raise ApiError(413, "Request Entity Too Large")
-                fields["document"] = self._document(data, filename or "document", None, None)
+            fields.update(self._file_fields("photo" if kind == "photo" else "document", data, filename, record))
             fields["kind"] = "photo" if kind == "photo" else "document"
             staged.append(fields)
         messages = [self._new_bot_message(chat_id, "sendMediaGroup", **fields) for fields in staged]

@@ -22,13 +22,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.chat.i18n import profile_of
 from bot.chat.pictures import PictureRef, PictureRejected, picture_ref_in
 
 ALBUMS_KEPT = 1000
 ALBUM_TTL_S = 600.0
+ALBUMS_PER_USER = 3     # albums sent with no dialog, kept (as refs) for their "upscale the whole album" button
+PROFILE_ALBUMS = "albums"
 
 
 class AlbumParts(BaseMiddleware):
@@ -106,3 +110,22 @@ def album_part_data(message: Message, download_limit: int) -> dict:
 def album_items(parts: list[dict]) -> list[PictureRef | str]:
     """The parts as a batch takes them: a ref, or the text that says why it cannot be used."""
     return [part["rejected"] if "rejected" in part else PictureRef.from_data(part) for part in parts]
+
+
+async def keep_album_part(state: FSMContext, media_group_id: str, part: dict, *, first: bool) -> None:
+    """Keep one part of an album sent with no dialog, for its menu's "upscale the whole album".
+
+    In the profile, by album: the dialog's data is cleared by the next command, while the
+    menu's button stays in the chat. Only the latest few albums are kept."""
+    profile = profile_of(state)
+    albums = dict(await profile.get_value(PROFILE_ALBUMS) or {})
+    if not first and media_group_id not in albums:
+        return   # its first part was no picture: the album has no menu
+    albums[media_group_id] = [*albums.pop(media_group_id, []), part]
+    while len(albums) > ALBUMS_PER_USER:
+        albums.pop(next(iter(albums)))
+    await profile.update_data({PROFILE_ALBUMS: albums})
+
+
+async def kept_album(state: FSMContext, media_group_id: str) -> list[dict] | None:
+    return (await profile_of(state).get_value(PROFILE_ALBUMS) or {}).get(media_group_id)

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 ALBUM_MAX = 10   # Telegram's limit for an album, the user's and ours
 
-MakeJob = Callable[[Picture], "Job | str"]    # the job for a picture, or why there is none (too slow here)
+MakeJob = Callable[[Picture], Job | str]    # the job for a picture, or why there is none (too slow here)
 Describe = Callable[[Picture, JobDone], str]   # one result's caption
 
 

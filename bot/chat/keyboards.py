@@ -74,6 +74,12 @@ class UpscaleGo(CallbackData, prefix="upgo"):
     what: str
 
 
+class AlbumUpscale(CallbackData, prefix="album"):
+    """ "Upscale the whole album" under an album's menu: the album's media_group_id."""
+
+    album: str
+
+
 class ComparePick(CallbackData, prefix="cmp"):
     """A model's button under a compare sheet: its full result."""
 
@@ -104,11 +110,12 @@ def main_menu() -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def picture_menu(*, album: bool = False) -> InlineKeyboardMarkup:
-    """What to do with a picture that came with no operation chosen (album: the first of an album)."""
+def picture_menu(*, album: str | None = None) -> InlineKeyboardMarkup:
+    """What to do with a picture that came with no operation chosen (album: the media_group_id
+    of the album it came first in)."""
     builder = InlineKeyboardBuilder()
     if album:
-        builder.button(text=_("🔍 Upscale the whole album"), callback_data=Action(name="upscale_album"))
+        builder.button(text=_("🔍 Upscale the whole album"), callback_data=AlbumUpscale(album=album))
     builder.button(text=_("🖼 Paint like a famous painting"), callback_data=Action(name="presets"))
     builder.button(text=_("🎨 Paint in a style I'll send"), callback_data=Action(name="style"))
     builder.button(text=_("❄️ Summer ⇄ winter"), callback_data=Action(name="season"))

@@ -16,7 +16,6 @@ from bot.settings import Settings
 ATTACHMENT = F.photo | F.document | F.sticker | F.animation | F.video | F.video_note
 
 KEPT_PICTURE = "picture"   # FSM data key: a picture waiting for the user to pick an operation
-ALBUM_PARTS = "album"      # FSM data key: the other parts of the album KEPT_PICTURE came first in
 FAST_MODEL = "fast_model"  # profile key: the fast network the user picked last (lite or adain)
 
 
@@ -60,13 +59,11 @@ async def fetch_ref(chat: Message, user_id: int, ref: PictureRef, pictures: Pict
 
 
 async def restart_dialog(state: FSMContext, *, keep_picture: bool) -> PictureRef | None:
-    """Leave whatever dialog was going on; optionally carry the kept picture over (and the rest of
-    its album, for "upscale the whole album")."""
+    """Leave whatever dialog was going on; optionally carry the kept picture over."""
     picture = await kept_picture(state) if keep_picture else None
-    album = await state.get_value(ALBUM_PARTS) if picture is not None else None
     await state.clear()
     if picture is not None:
-        await state.update_data({KEPT_PICTURE: picture.as_data(), **({ALBUM_PARTS: album} if album else {})})
+        await state.update_data({KEPT_PICTURE: picture.as_data()})
     return picture
 
 

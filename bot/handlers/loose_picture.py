@@ -8,11 +8,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.chat.albums import album_part_data
+from bot.chat.albums import album_part_data, keep_album_part
 from bot.chat.keyboards import picture_menu
 from bot.chat.messenger import JobMessenger
 from bot.chat.pictures import PictureStore
-from bot.handlers.common import ALBUM_PARTS, ATTACHMENT, KEPT_PICTURE, take_picture
+from bot.handlers.common import ATTACHMENT, KEPT_PICTURE, take_picture
 
 router = Router(name="loose_picture")
 
@@ -22,16 +22,17 @@ async def keep_picture(message: Message, state: FSMContext, pictures: PictureSto
                        messenger: JobMessenger, album_part: int = 0) -> None:
     if album_part:
         # The album's first picture has its menu already; this one waits for "upscale the whole album".
-        if await state.get_value(KEPT_PICTURE) is not None:
-            parts = await state.get_value(ALBUM_PARTS) or []
-            await state.update_data({ALBUM_PARTS: [*parts, album_part_data(message, pictures.download_limit)]})
+        await keep_album_part(state, message.media_group_id, album_part_data(message, pictures.download_limit),
+                              first=False)
         return
     picture = await take_picture(message, pictures, messenger)
     if picture is None:
         return
     await state.set_data({KEPT_PICTURE: picture.ref.as_data()})
+    if message.media_group_id:
+        await keep_album_part(state, message.media_group_id, picture.ref.as_data(), first=True)
     text = _("Nice picture! What shall I do with it?")
     if message.media_group_id:
         text += "\n" + _("You sent an album: I can upscale all of it at once; everything else works on its "
                          "first picture.")
-    await message.answer(text, reply_markup=picture_menu(album=bool(message.media_group_id)))
+    await message.answer(text, reply_markup=picture_menu(album=message.media_group_id))

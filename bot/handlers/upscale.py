@@ -9,8 +9,6 @@ factor really was and why. The choices are remembered per user
 from __future__ import annotations
 
 import asyncio
-import math
-from dataclasses import dataclass
 
 from aiogram import F, Router
 from aiogram.filters import Command
@@ -20,11 +18,12 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.chat.groups import ask_for_picture
 from bot.chat.keyboards import (Action, ComparePick, ResultAction, UpscaleGo, UpscaleOption, compare_menu,
-                                large_picture_menu, upscale_menu, upscale_model_label, upscale_model_name, upscale_result_menu)
+                                large_picture_menu, upscale_menu, upscale_model_name, upscale_result_menu)
 from bot.chat.messenger import JobMessenger
 from bot.chat.pictures import Picture, PictureRef, PictureStore
 from bot.chat.states import UpscaleDialog
 from bot.chat.upscale_options import DENOISE, MODELS, SCALES, UpscaleChoice, choose, upscale_choice
+from bot.chat.upscale_plan import input_side, plan_upscale
 from bot.handlers.common import (ATTACHMENT, KEPT_PICTURE, fetch_kept, fetch_ref, find_result, keep_aside,
                                  restart_dialog, take_picture)
 from bot.jobs.job import Job, JobDone
@@ -32,12 +31,7 @@ from bot.settings import Settings
 
 router = Router(name="upscale")
 
-# 4096 x 4096: a PNG of a photo this size stays well under the 50 MB document limit.
-MAX_RESULT_PIXELS = 4096 * 4096
 COMPARE_FIRST = "compare_first"   # dialog data: the picture to come gets the compare sheet
-# Past this share of JOB_TIME_LIMIT a job is not started: it would be stopped anyway.
-AFFORDABLE_SHARE = 0.8
-SAY_HOW_LONG_S = 20   # a job expected to take longer says so in its status message
 
 
 def ask_text() -> str:
@@ -97,7 +91,7 @@ async def pick_option(callback: CallbackQuery, callback_data: UpscaleOption, sta
         return
     if name == "model" and value in MODELS:
         await choose(state, model=value)
-        await callback.answer(model_note(value, messenger))
+        await callback.answer(model_note(value))
     elif name == "scale" and value.isdigit() and int(value) in SCALES:
         await choose(state, scale=int(value))
         await callback.answer(_("×{n}: {n} times the width and height.").format(n=value))
@@ -118,7 +112,7 @@ async def pick_option(callback: CallbackQuery, callback_data: UpscaleOption, sta
         await messenger.status.safely(callback.message.edit_reply_markup(reply_markup=markup))
 
 
-def model_note(model: str, messenger: JobMessenger) -> str:
+def model_note(model: str) -> str:
     if model == "x4plus":
         return _("🔬 Photo, finest: the large Real-ESRGAN model; the finest detail, and much slower.")
     if model == "anime":
@@ -180,75 +174,6 @@ def large_text(picture: Picture, side: int, scale: int) -> str:
 
 # --- the jobs ---------------------------------------------------------------------------------
 
-def input_side(picture: Picture, scale: int, settings: Settings, messenger: JobMessenger) -> tuple[int, str]:
-    """The longest side the network gets, and what limits it: "telegram" (the result's size) or "config"."""
-    longer, shorter = max(picture.width, picture.height), min(picture.width, picture.height)
-    # The longest input side whose result keeps within the pixel budget.
-    budget_side = math.floor(math.sqrt(MAX_RESULT_PIXELS / scale**2 * longer / shorter))
-    # The workers' side limit follows their device (bot/jobs/device_limits.py); they cap input_side to it too.
-    max_side = messenger.queue.limit("max_side", settings.max_side)
-    return min(max_side, budget_side), "telegram" if budget_side < max_side else "config"
-
-
-def worked_pixels(picture: Picture, side: int) -> int:
-    shrink = min(1.0, side / max(picture.width, picture.height))
-    return round(picture.width * shrink) * round(picture.height * shrink)
-
-
-@dataclass
-class Plan:
-    """What an upscale of one picture will be: the job (None: not affordable here, `note` says why),
-    a note for its status message, and what limits its size (for the caption)."""
-    job: Job | None
-    note: str
-    limited_by: str
-
-    def describe(self, picture: Picture, done: JobDone) -> str:
-        return describe_upscale(picture, done, self.job.options["scale"], self.limited_by)
-
-
-def plan_upscale(chat_id: int, user_id: int, picture: Picture, choice: UpscaleChoice, settings: Settings,
-                 messenger: JobMessenger) -> Plan:
-    side, limited_by = input_side(picture, choice.scale, settings, messenger)
-    device = messenger.device()
-    model = choice.model_on(device)
-    clock = messenger.upscale_clock
-    seconds = clock.seconds(device, model, worked_pixels(picture, side))
-    if seconds is not None and seconds > AFFORDABLE_SHARE * settings.job_time_limit_s:
-        fast = clock.seconds(device, "general", worked_pixels(picture, side)) or 1
-        return Plan(None, _("{model} would take about {minutes} min for this picture on this server, past my "
-                            "limit of {limit} min. {photo} takes about {time}; or send a smaller picture.").format(
-            model=upscale_model_label(model), minutes=math.ceil(seconds / 60),
-            limit=round(settings.job_time_limit_s / 60), photo=upscale_model_label("general"),
-            time=duration_text(fast)), limited_by)
-    job = Job(user_id=user_id, chat_id=chat_id, op="upscale", images={"image": picture.data},
-              options={**choice.job_options(), "max_side": side}, output="png")
-    note = ""
-    if seconds is not None and seconds > SAY_HOW_LONG_S:
-        note = _("⏱ {model} takes about {time} for this picture here; /cancel stops it.").format(
-            model=upscale_model_label(model), time=duration_text(seconds))
-    return Plan(job, note, limited_by)
-
-
-def duration_text(seconds: float) -> str:
-    if seconds < 90:
-        return _("{n} s").format(n=max(1, round(seconds / 5) * 5 if seconds > 10 else round(seconds)))
-    return _("{n} min").format(n=math.ceil(seconds / 60))
-
-
-def describe_upscale(picture: Picture, done: JobDone, scale: int, limited_by: str) -> str:
-    size = _("{w}×{h} → {W}×{H} pixels.").format(w=picture.width, h=picture.height, W=done.width, H=done.height)
-    factor = done.width / picture.width
-    if factor > scale - 0.05:
-        return _("Upscaled ×{scale}: {size}").format(scale=scale, size=size)
-    if limited_by == "telegram":
-        why = _("a full ×{scale} would be too big for Telegram to send").format(scale=scale)
-    else:
-        why = _("a full ×{scale} would pass this bot's size limit").format(scale=scale)
-    return _("Upscaled ×{factor:.1f} rather than ×{scale}, because {why}: {size}").format(
-        factor=factor, scale=scale, why=why, size=size)
-
-
 async def start_upscale(chat: Message, user_id: int, state: FSMContext, settings: Settings,
                         messenger: JobMessenger, picture: Picture, choice: UpscaleChoice) -> bool:
     """Submit the upscale; False if it did not start (the user has been told why)."""
@@ -298,35 +223,37 @@ def expired_text() -> str:
     return _("I no longer have this picture. Please send it again.")
 
 
+async def source_of(callback: CallbackQuery, job_id: str, state: FSMContext, pictures: PictureStore,
+                    ) -> tuple[dict, Picture] | None:
+    """The record of a result the buttons belong to, and the user's own picture it came from;
+    None once either is gone (the user has been told)."""
+    record = await find_result(state, job_id)
+    if record is None or record.get("source") is None:
+        await callback.answer(expired_text(), show_alert=True)
+        return None
+    await callback.answer()
+    picture = await fetch_ref(callback.message, callback.from_user.id, PictureRef.from_data(record["source"]),
+                              pictures)
+    return None if picture is None else (record, picture)
+
+
 @router.callback_query(ComparePick.filter(F.model.in_(MODELS)))
 async def pick_compared(callback: CallbackQuery, callback_data: ComparePick, state: FSMContext,
                         settings: Settings, pictures: PictureStore, messenger: JobMessenger) -> None:
     """A model under the compare sheet: chosen for next time too, and its full result now."""
-    record = await find_result(state, callback_data.job_id)
-    if record is None or record.get("source") is None:
-        await callback.answer(expired_text(), show_alert=True)
-        return
-    await callback.answer(upscale_model_label(callback_data.model))
-    choice = await choose(state, model=callback_data.model)
-    picture = await fetch_ref(callback.message, callback.from_user.id, PictureRef.from_data(record["source"]),
-                              pictures)
-    if picture is not None:
-        await start_upscale(callback.message, callback.from_user.id, state, settings, messenger, picture, choice)
+    found = await source_of(callback, callback_data.job_id, state, pictures)
+    if found is not None:
+        choice = await choose(state, model=callback_data.model)
+        await start_upscale(callback.message, callback.from_user.id, state, settings, messenger, found[1], choice)
 
 
 @router.callback_query(ResultAction.filter(F.name == "compare"))
 async def compare_result(callback: CallbackQuery, callback_data: ResultAction, state: FSMContext,
                          settings: Settings, pictures: PictureStore, messenger: JobMessenger) -> None:
     """Under an upscaled picture: the models side by side, on the user's own picture."""
-    record = await find_result(state, callback_data.job_id)
-    if record is None or record.get("source") is None:
-        await callback.answer(expired_text(), show_alert=True)
-        return
-    await callback.answer()
-    picture = await fetch_ref(callback.message, callback.from_user.id, PictureRef.from_data(record["source"]),
-                              pictures)
-    if picture is not None:
-        await start_compare(callback.message, callback.from_user.id, settings, messenger, picture,
+    found = await source_of(callback, callback_data.job_id, state, pictures)
+    if found is not None:
+        await start_compare(callback.message, callback.from_user.id, settings, messenger, found[1],
                             await upscale_choice(state))
 
 
@@ -335,14 +262,11 @@ async def before_and_after(callback: CallbackQuery, callback_data: ResultAction,
                            pictures: PictureStore) -> None:
     """The result's most detailed part at 1:1 beside the same part of the original, as a photo:
     the document's preview shrinks the result, which hides what the network did."""
-    record = await find_result(state, callback_data.job_id)
-    if record is None or record.get("source") is None:
-        await callback.answer(expired_text(), show_alert=True)
+    found = await source_of(callback, callback_data.job_id, state, pictures)
+    if found is None:
         return
-    await callback.answer()
-    user_id = callback.from_user.id
-    original = await fetch_ref(callback.message, user_id, PictureRef.from_data(record["source"]), pictures)
-    result = original and await fetch_ref(callback.message, user_id, PictureRef.from_data(record["result"]), pictures)
+    record, original = found
+    result = await fetch_ref(callback.message, callback.from_user.id, PictureRef.from_data(record["result"]), pictures)
     if result is None:
         return
     labels = (_("before: your pixels, enlarged"), _("after"))

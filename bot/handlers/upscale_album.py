@@ -10,16 +10,16 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.chat.albums import AlbumGatherer, album_items, album_part_data
+from bot.chat.albums import AlbumGatherer, album_items, album_part_data, kept_album
 from bot.chat.batch import ALBUM_MAX, Batch
-from bot.chat.keyboards import Action
+from bot.chat.keyboards import AlbumUpscale
 from bot.chat.messenger import JobMessenger
-from bot.chat.pictures import Picture, PictureRef, PictureStore
+from bot.chat.pictures import Picture, PictureStore
 from bot.chat.states import UpscaleDialog
 from bot.chat.status import please_wait_text
 from bot.chat.upscale_options import UpscaleChoice, upscale_choice
-from bot.handlers.common import ALBUM_PARTS, ATTACHMENT, KEPT_PICTURE
-from bot.handlers.upscale import describe_upscale, input_side, plan_upscale
+from bot.handlers.common import ATTACHMENT
+from bot.chat.upscale_plan import describe_upscale, input_side, plan_upscale
 from bot.settings import Settings
 
 router = Router(name="upscale_album")
@@ -46,21 +46,20 @@ async def album_to_upscale(message: Message, state: FSMContext, settings: Settin
     gatherer.add(message.chat.id, message.media_group_id, album_part_data(message, pictures.download_limit), whole)
 
 
-@router.callback_query(Action.filter(F.name == "upscale_album"))
-async def upscale_whole_album(callback: CallbackQuery, state: FSMContext, settings: Settings,
-                              messenger: JobMessenger) -> None:
+@router.callback_query(AlbumUpscale.filter())
+async def upscale_whole_album(callback: CallbackQuery, callback_data: AlbumUpscale, state: FSMContext,
+                              settings: Settings, messenger: JobMessenger) -> None:
     """Under the menu of an album sent with no dialog: every picture of it, as one batch."""
-    first = PictureRef.from_data(await state.get_value(KEPT_PICTURE))
-    if first is None:
+    parts = await kept_album(state, callback_data.album)
+    if not parts:
         await callback.answer(_("I no longer have this album. Please send it again."), show_alert=True)
         return
     if messenger.is_busy(callback.from_user.id):
         await callback.answer(please_wait_text(), show_alert=True)
         return
     await callback.answer()
-    rest = album_items(await state.get_value(ALBUM_PARTS) or [])
     await state.clear()
-    await start_batch(callback.message, callback.from_user.id, [first, *rest], await upscale_choice(state),
+    await start_batch(callback.message, callback.from_user.id, album_items(parts), await upscale_choice(state),
                       settings, messenger, messenger.i18n.current_locale)
 
 
@@ -71,7 +70,8 @@ async def start_batch(chat: Message, user_id: int, items: list, choice: UpscaleC
         return plan.job if plan.job is not None else plan.note
 
     def describe(picture: Picture, done) -> str:
-        return describe_upscale(picture, done, choice.scale, input_side(picture, choice.scale, settings, messenger)[1])
+        return describe_upscale(picture, done, choice.scale, input_side(picture, choice.scale, settings, messenger)[1],
+                                choice.model_on(messenger.device()))
 
     batch = Batch(messenger, chat, user_id, items[:ALBUM_MAX], make_job=make_job, describe=describe, locale=locale)
     await batch.start()

@@ -49,7 +49,7 @@ def test_each_choice_is_remembered_and_reaches_the_engine(fake_tg, bot, alice):
     menu = press_and_see(fake_tg, alice, menu, "×2")
     sent = fake_tg.send_photo(alice, picture((60, 40)))
     drawing = fake_tg.wait_for(chat_id=alice.id, kind="document", after=sent, timeout=JOB_S)
-    assert drawing.image().size == (120, 80) and "Upscaled ×2" in drawing.caption
+    assert drawing.image().size == (120, 80) and "🎌 Drawing / anime · Upscaled ×2" in drawing.caption
     assert engine_log(bot, 1) == ["upscale 120x80 (model=anime scale=2)"]
 
     # Remembered: the next /upscale shows, and uses, the same choice.
@@ -154,7 +154,7 @@ def test_an_album_of_three_with_one_damaged_picture(fake_tg, bot, alice):
     docs = [m for m in fake_tg.messages(alice.id) if m.kind == "document"]
     assert len(docs) == 2 and docs[0].media_group_id and docs[0].media_group_id == docs[1].media_group_id
     assert [d.image().size for d in docs] == [(240, 160), (160, 160)]
-    assert docs[0].caption.startswith("1. Upscaled ×4") and docs[1].caption.startswith("3. Upscaled ×4")
+    assert docs[0].caption.startswith("1. 📷 Photo · Upscaled ×4") and docs[1].caption.startswith("3. 📷 Photo")
     shown = [h["text"] for h in status.history]
     assert any("picture 1 of 3" in t for t in shown) and any("picture 3 of 3" in t for t in shown)
     assert status.deleted, "one status message for the album, gone once the summary is there"
