@@ -54,6 +54,12 @@ def test_language_and_dialog_survive_a_restart(fake_tg, start_bot, redis_server)
     alice = fake_tg.add_user(first_name="Alice", language_code="en")
     bot = start_bot()
     choose_russian(fake_tg, alice)
+    sent = fake_tg.send_text(alice, "/upscale")      # the upscale choices are kept in the profile too
+    menu = fake_tg.wait_for(chat_id=alice.id, text="Пришлите картинку для увеличения", after=sent)
+    for label in ("Рисунок", "×3"):
+        press = fake_tg.press(alice, menu, text=label)
+        fake_tg.wait_for(lambda m: m is menu and any(b["text"].startswith("✅") and label in b["text"]
+                                                     for b in m.buttons), chat_id=alice.id, after=press)
     sent = fake_tg.send_text(alice, "/style")
     fake_tg.wait_for(chat_id=alice.id, text="картинку-стиль", after=sent)
 
@@ -66,6 +72,9 @@ def test_language_and_dialog_survive_a_restart(fake_tg, start_bot, redis_server)
     fake_tg.wait_for(chat_id=alice.id, text="Стиль есть", after=sent)
     sent = fake_tg.send_text(alice, "/help")
     fake_tg.wait_for(chat_id=alice.id, text="Вот что я умею", after=sent)
+    sent = fake_tg.send_text(alice, "/upscale")
+    menu = fake_tg.wait_for(chat_id=alice.id, text="Пришлите картинку для увеличения", after=sent)
+    assert {"✅ 🎌 Рисунок / аниме", "✅ ×3"} <= {b["text"] for b in menu.buttons}
     # Only ids and state: no picture bytes in Redis.
     for key in redis_server.command("KEYS", "*"):
         assert len(redis_server.command("DUMP", key)) < 4000, key
