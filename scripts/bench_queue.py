@@ -3,14 +3,21 @@
     python scripts/bench_queue.py --weights .cache/synthetic-weights
     python scripts/bench_queue.py --weights weights --json
 
-Two figures (README, "More machines"):
-- latency: one small job at a time (an upscale of a 32x24 picture), submit to
-  result, through the local backend (the bot's own worker process) and through
-  Celery (a redis-server and a `python -m bot worker` host, both started here),
-  the same engine warm in both; the medians and their difference.
+Three figures (README, "More machines"; docs/scaling.md):
+- latency: one small job at a time, submit to result, through the local
+  backend (the bot's own worker process) and through Celery (a redis-server
+  and a `python -m bot worker` host, both started here). Both run the tests'
+  stand-in engine (tests/bot/jobs/fake_engine.py: three 10 ms steps and a
+  tiny picture), so that what is timed is the path itself, not a network
+  whose own time wanders by more than the difference; the medians, and the
+  median of the pairs' differences.
 - throughput: a burst of CPU-bound jobs (CycleGAN at 256 px) through Celery to
   one worker host with 1, then 2, single-thread processes; jobs a minute and
   the ratio.
+
+- cost: Redis commands and bytes per job, from Redis's own counters (INFO
+  commandstats and stats) over a run of small jobs, less what the idle bot and
+  worker cost over the same time (the watch and the registry keep talking).
 
 It needs Debian's redis-server. Each figure's samples are interleaved or run
 back to back in one process, so the ratio holds when the machine's speed
@@ -100,10 +107,11 @@ class Jobs:
             self.ended[event.job.id].set_result(event)
 
     async def run(self, queue, job: Job) -> float:
-        self.ended[job.id] = asyncio.get_running_loop().create_future()
+        ended = self.ended[job.id] = asyncio.get_running_loop().create_future()
         began = time.perf_counter()
         await queue.submit(job)
-        event = await asyncio.wait_for(self.ended.pop(job.id), 600)
+        event = await asyncio.wait_for(ended, 600)
+        del self.ended[job.id]
         if isinstance(event, JobFailed):
             raise SystemExit(f"bench_queue: a job failed: {event.message}")
         return time.perf_counter() - began
@@ -116,8 +124,12 @@ def settings_for(weights: Path, redis_url: str | None, **env):
     return load_settings(values, env_file=None)
 
 
-def start_host(redis_url: str, weights: Path, processes: int, threads: int, folder: Path) -> subprocess.Popen:
-    env = {**os.environ, "REDIS_URL": redis_url, "WEIGHTS_DIR": str(weights), "DEVICE": "cpu",
+STAND_IN_ENGINE = "tests.bot.jobs.fake_engine:FakeEngine"
+
+
+def start_host(redis_url: str, weights: Path, processes: int, threads: int, folder: Path,
+               engine: str | None = None) -> subprocess.Popen:
+    env = {**os.environ, **({"ENGINE_FACTORY": engine} if engine else {}), "REDIS_URL": redis_url, "WEIGHTS_DIR": str(weights), "DEVICE": "cpu",
            "JOB_WORKERS": str(processes), "WORKER_THREADS": str(threads), "WORKER_NAME": f"bench{processes}",
            "HEARTBEAT_FILE": str(folder / f"heartbeat{processes}")}
     return subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=ROOT, env=env, start_new_session=True,
@@ -146,13 +158,42 @@ def small_job(user: int) -> Job:
                options={"model": "general", "scale": 4}, output="png")
 
 
+def redis_counters(url: str) -> tuple[int, int, int]:
+    """Commands served, bytes in and bytes out, as Redis counts them."""
+    import redis
+    client = redis.Redis.from_url(url)
+    try:
+        calls = sum(stat["calls"] for stat in client.info("commandstats").values())
+        stats = client.info("stats")
+        return calls, stats["total_net_input_bytes"], stats["total_net_output_bytes"]
+    finally:
+        client.close()
+
+
+async def cost(queue: CeleryJobQueue, jobs: Jobs, url: str, count: int, idle_s: float = 10.0) -> dict:
+    first = redis_counters(url)
+    await asyncio.sleep(idle_s)
+    idle = [(b - a) / idle_s for a, b in zip(first, redis_counters(url))]
+    before, began = redis_counters(url), time.perf_counter()
+    picture_bytes = 0
+    for i in range(count):
+        job = small_job(300 + i)
+        picture_bytes += len(job.images["image"])
+        await jobs.run(queue, job)
+    spent = time.perf_counter() - began
+    per_job = [((b - a) - rate * spent) / count for a, b, rate in zip(before, redis_counters(url), idle)]
+    return {"jobs": count, "commands_per_job": per_job[0], "bytes_in_per_job": per_job[1],
+            "bytes_out_per_job": per_job[2], "picture_bytes": picture_bytes / count,
+            "idle_commands_per_s": idle[0]}
+
+
 async def latency(weights: Path, redis_url: str, folder: Path, samples: int) -> dict:
     jobs = Jobs()
     local_settings = settings_for(weights, None)
-    local = LocalJobQueue(engine_options=engine_options(local_settings, 1), workers=1, max_queue=100,
-                          on_event=jobs.on_event)
+    local = LocalJobQueue(engine_factory=STAND_IN_ENGINE, engine_options=engine_options(local_settings, 1),
+                          workers=1, max_queue=100, on_event=jobs.on_event)
     celery = CeleryJobQueue(settings_for(weights, redis_url), on_event=jobs.on_event)
-    host = start_host(redis_url, weights, 1, os.cpu_count() or 1, folder)
+    host = start_host(redis_url, weights, 1, os.cpu_count() or 1, folder, STAND_IN_ENGINE)
     try:
         await local.start()
         await celery.recover()
@@ -164,6 +205,7 @@ async def latency(weights: Path, redis_url: str, folder: Path, samples: int) -> 
         for i in range(samples):           # interleaved, so a drift in the machine's speed hits both
             local_s.append(await jobs.run(local, small_job(100 + i)))
             celery_s.append(await jobs.run(celery, small_job(200 + i)))
+        costs = await cost(celery, jobs, redis_url, 10)
     finally:
         await local.stop()
         await celery.stop()
@@ -171,7 +213,8 @@ async def latency(weights: Path, redis_url: str, folder: Path, samples: int) -> 
     return {"samples": samples, "local_median_s": statistics.median(local_s),
             "celery_median_s": statistics.median(celery_s),
             "extra_ms": 1000 * (statistics.median(celery_s) - statistics.median(local_s)),
-            "extra_ms_paired_median": 1000 * statistics.median(c - l for c, l in zip(celery_s, local_s))}
+            "extra_ms_paired_median": 1000 * statistics.median(c - l for c, l in zip(celery_s, local_s)),
+            "cost": costs}
 
 
 async def throughput(weights: Path, redis_url: str, folder: Path, jobs_count: int) -> dict:
@@ -223,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"small job, submit to result (median of {lat['samples']}): local {lat['local_median_s'] * 1000:.0f} ms, "
           f"celery {lat['celery_median_s'] * 1000:.0f} ms, extra {lat['extra_ms']:.0f} ms "
           f"(paired median {lat['extra_ms_paired_median']:.0f} ms)")
+    c = lat["cost"]
+    print(f"per job through Redis (a {c['picture_bytes'] / 1000:.1f} kB picture in and its result out): "
+          f"{c['commands_per_job']:.0f} commands, {c['bytes_in_per_job'] / 1000:.1f} kB in, "
+          f"{c['bytes_out_per_job'] / 1000:.1f} kB out; idle: {c['idle_commands_per_s']:.1f} commands/s")
     print(f"throughput, {thr['jobs']} CycleGAN jobs at 256 px: 1 process {thr['one_process_per_min']:.1f}/min, "
           f"2 processes {thr['two_processes_per_min']:.1f}/min, ratio {thr['ratio']:.2f}")
     return 0

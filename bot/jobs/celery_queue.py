@@ -225,7 +225,11 @@ class CeleryJobQueue:
         and the next start picks up their events (a job on the bot's own worker host runs again)."""
         for task in self._tasks:
             task.cancel()
-        await self._stop_own_workers(timeout)
+        # A result being handed on right now clears its keys once sent: let it, or the next start sends it again.
+        end = time.monotonic() + timeout / 2
+        while self._ending and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        await self._stop_own_workers(timeout / 2)
         for client in (self._redis, self._reader):
             try:
                 await client.aclose()
@@ -368,12 +372,12 @@ class CeleryJobQueue:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(WATCH_INTERVAL_S)
             try:
                 await self._read_registry()
                 await self._check_running()
             except (RedisError, OSError, TimeoutError) as e:
                 self._went_down(e)
+            await asyncio.sleep(WATCH_INTERVAL_S)
 
     async def _read_registry(self) -> None:
         # Entries whose worker stopped saying it is there expire; their names go from the index too.

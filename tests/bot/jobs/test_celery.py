@@ -269,3 +269,19 @@ def test_redis_away_refuses_new_work_at_once_and_work_resumes_when_it_is_back(
     assert "Traceback" not in bot.log
     sent = start_season(fake_tg, alice, seed=9)
     fake_tg.wait_for(chat_id=alice.id, kind="photo", after=sent, timeout=JOB_S)
+
+
+def test_a_lone_bot_runs_a_worker_host_of_its_own_and_takes_it_down_with_it(fake_tg, start_bot, redis, alice,
+                                                                           tmp_path):
+    bot = start_bot(JOB_WORKERS="1", ENGINE_FACTORY=FAKE + "SlowEngine", FAKE_STEPS="5", FAKE_STEP_S="0.05",
+                    HEARTBEAT_FILE=str(tmp_path / "heartbeat"))
+    sent = start_season(fake_tg, alice)
+    fake_tg.wait_for(chat_id=alice.id, kind="photo", after=sent, timeout=JOB_S)
+    # Its worker host is a child of the bot, and the health check counts it.
+    from bot.operator.health import check
+    assert check(tmp_path / "heartbeat", 30) is None
+    workers = json.loads((tmp_path / "heartbeat").read_text())["workers"]
+    assert workers and all(os.path.exists(f"/proc/{pid}") for pid in workers)
+    code, _ = bot.stop()
+    assert code == 0
+    assert eventually(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers), timeout=10)
