@@ -1,8 +1,8 @@
 """One router per feature; the order of `routers()` is the order they are asked."""
 from aiogram import Router
 
-from bot.handlers import (control, errors, fallback, feedback, groups, language, loose_picture, presets, results,
-                          season, start, style, upscale)
+from bot.handlers import (control, errors, fallback, feedback, groups, language, loose_picture, mix, presets,
+                          results, season, start, style, upscale)
 
 
 def routers() -> list[Router]:
@@ -18,6 +18,7 @@ def routers() -> list[Router]:
         season.router,
         upscale.router,
         results.router,
+        mix.router,
         loose_picture.router,
         fallback.router,         # last: whatever nobody else took
     ]

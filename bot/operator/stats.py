@@ -146,7 +146,9 @@ def report(stats: Stats, queue: JobBackend, workers_wanted: int, redis: RedisLin
     lines.append(_("Queue: {waiting} waiting. Workers alive: {alive} of {wanted}.").format(
         waiting=queue.waiting(), alive=len(pids), wanted=workers_wanted))
     if about:
-        engines = sorted({f"{a.get('device', '?')}, {a.get('precision', '?')}" for a in about})
+        engines = sorted({f"{a.get('device', '?')}, {a.get('precision', '?')}"
+                          + (_(" (💎 Quality: {precision})").format(precision=a["quality_precision"])
+                             if a.get("quality_precision") else "") for a in about})
         lines.append(_("Engine: {engines}.").format(engines="; ".join(engines)))
     else:
         lines.append(_("Engine: no worker is ready yet."))
