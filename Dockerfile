@@ -134,8 +134,7 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
     WEIGHTS_DIR=/opt/stylebot/weights \
     PRESETS_DIR=/opt/stylebot/presets \
     DEVICE=cpu \
-    MAX_SIDE=1024 \
-    JOB_WORKERS=1
+    MAX_SIDE=1024
 
 WORKDIR /app
 
@@ -145,7 +144,7 @@ WORKDIR /app
 # library, then as the user the bot runs as.
 ARG IMAGE_CHECK="\
 from pathlib import Path; from PIL import Image; \
-import bot.app; from bot.presets import load_paintings; from nets.engine import Engine; \
+import bot.app, bot.jobs.celery_queue, bot.jobs.celery_worker; from bot.presets import load_paintings; from nets.engine import Engine; \
 assert load_paintings(Path('/opt/stylebot/presets')), 'no preset paintings'; \
 img = Image.linear_gradient('L').convert('RGB').resize((96, 64)); \
 import os; engine = Engine('/opt/stylebot/weights', device='cpu', max_side=64, precision=os.environ.get('CPU_PRECISION', 'auto')); \
@@ -165,4 +164,7 @@ RUN python -c "$IMAGE_CHECK"
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-m", "bot.operator.health"]
 
-CMD ["python", "-m", "bot"]
+# `docker run IMAGE` runs the bot; `docker run IMAGE worker` a worker host for a bot that runs
+# anywhere (JOB_BACKEND=celery, README "More machines"), needing only REDIS_URL.
+ENTRYPOINT ["python", "-m", "bot"]
+CMD []

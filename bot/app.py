@@ -1,8 +1,10 @@
 """Putting the bot together and running it: long polling, or a webhook when WEBHOOK_URL is set.
 
-Startup starts the job workers; shutdown (SIGTERM or SIGINT) stops taking
-updates, tells the users whose jobs are dropped, stops the workers, and the
-process is gone within 10 seconds.
+Startup carries on the jobs an earlier run left going (JOB_BACKEND=celery)
+and starts the job workers; shutdown (SIGTERM or SIGINT) stops taking
+updates, tells the users whose jobs are dropped (the local backend's; a
+Celery queue's jobs go on), stops the workers, and the process is gone
+within 10 seconds.
 """
 from __future__ import annotations
 
@@ -32,7 +34,9 @@ from bot.chat.stale import SkipStaleMessages
 from bot.chat.watch import Watchers
 from bot.handlers import routers
 from bot.handlers import stats as stats_command
+from bot.jobs.backend import JobBackend
 from bot.jobs.local import LocalJobQueue
+from bot.jobs.worker import engine_options
 from bot.operator.access import AllowList, HourlyLimit
 from bot.operator.health import Heartbeat
 from bot.operator.ledger import JobLedger
@@ -40,7 +44,6 @@ from bot.operator.stats import Stats
 from bot.operator.storage import build_storage
 from bot.presets import Presets, load_paintings
 from bot.settings import Settings
-from nets.cpus import available_cpus
 
 log = logging.getLogger(__name__)
 
@@ -56,27 +59,21 @@ def build_bot(settings: Settings) -> Bot:
 
 
 def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
-    storage, redis_link = build_storage(settings.redis_url)
+    storage, redis_link = build_storage(settings.redis_url, settings.redis_ca_file)
     dp = Dispatcher(storage=storage)
     pictures = PictureStore(max_side_hint=max(settings.max_side, settings.gpu_max_side),
                             download_limit=LOCAL_DOWNLOAD_LIMIT_BYTES if settings.telegram_api_local else None)
     presets = Presets(load_paintings(settings.presets_dir))
     messenger = JobMessenger(bot, i18n, storage, pictures, can_preview=bool(presets.paintings))
-    messenger.queue = LocalJobQueue(
-        engine_options={"weights_dir": str(settings.weights_dir), "device": settings.device,
-                        "max_side": settings.max_side, "fast_style": settings.fast_style,
-                        "precision": settings.cpu_precision, "device_limits": settings.device_limits(),
-                        # the workers share the cores rather than each taking all of them
-                        "threads": max(1, available_cpus() // settings.job_workers)},
-        workers=settings.job_workers, max_queue=settings.max_queue, time_limit_s=settings.job_time_limit_s,
-        on_event=messenger.on_event, on_ready=settings.engine_reports.update)
+    messenger.queue = build_backend(settings, messenger.on_event)
 
     # The operator's side: counters for /stats, the hourly limit, and (with Redis) the job ledger.
     stats = Stats(redis_link)
     limit = HourlyLimit(settings, on_refusal=lambda op: stats.count(op, "refused"))
     ledger = JobLedger(redis_link, bot, i18n) if redis_link is not None else None
     messenger.watch = Watchers(*(w for w in (ledger, stats, limit) if w is not None))
-    heartbeat = Heartbeat(settings.heartbeat_file)
+    heartbeat = Heartbeat(settings.heartbeat_file, workers=messenger.queue.worker_pids,
+                          needs_workers=bool(settings.job_workers))
 
     dp.update.outer_middleware(AllowList(settings, i18n, on_refusal=stats.stranger_refused))
     dp.update.outer_middleware(OneUpdateAtATime())
@@ -93,8 +90,13 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
         if redis_link is not None:
             log.info("dialogs and languages are kept in Redis")
         await stats.start()
+        # Jobs an earlier run left going (JOB_BACKEND=celery) are carried on before new events come in.
+        survivors = await messenger.queue.recover()
         if ledger is not None:
-            await ledger.start()
+            await ledger.start(survivors, adopt=messenger.adopt)
+        else:
+            for job in survivors:
+                messenger.adopt(job, {})
         await messenger.queue.start()
         await publish_commands(bot, i18n)
         if settings.use_webhook:
@@ -119,6 +121,17 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
         log.info("stylebot stopped; %d unfinished job(s) dropped", len(dropped))
 
     return dp
+
+
+def build_backend(settings: Settings, on_event) -> JobBackend:
+    """JOB_BACKEND: worker processes of the bot's own, or a Celery queue in Redis."""
+    if settings.job_backend == "celery":
+        from bot.jobs.celery_queue import CeleryJobQueue  # celery is imported only by those who use it
+
+        return CeleryJobQueue(settings, on_event=on_event, on_ready=settings.engine_reports.update)
+    return LocalJobQueue(engine_options=engine_options(settings, settings.job_workers), workers=settings.job_workers,
+                         max_queue=settings.max_queue, time_limit_s=settings.job_time_limit_s, on_event=on_event,
+                         on_ready=settings.engine_reports.update)
 
 
 async def publish_commands(bot: Bot, i18n: I18n) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 DEVICES = ("auto", "cpu", "cuda")
 WEBHOOK_PORTS = (80, 88, 443, 8443)   # the only ports Telegram delivers webhooks to
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+JOB_BACKENDS = ("local", "celery")
 USERNAME_PATTERN = re.compile(r"^@?([A-Za-z0-9_]{1,32})$")
 # Per user and hour. A quality picture keeps a 2-core host's one worker busy
 # for about three minutes, so 20 of them is an hour of the host; fast jobs
@@ -39,7 +41,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    bot_token: str
+    bot_token: str | None       # None only for a worker host (`python -m bot worker`), which needs none
     telegram_api_url: str = OFFICIAL_API_URL
     # TELEGRAM_API_LOCAL: a self-hosted Local Bot API server (--local): any webhook URL and
     # port, and files up to 2 GB read from the local path it returns.
@@ -48,7 +50,15 @@ class Settings:
     admin_chat_id: int | None = None
     device: str = "auto"
     max_side: int = 1024
-    job_workers: int = 1
+    # JOB_BACKEND: local (worker processes of the bot's own) or celery (a queue in
+    # Redis that worker hosts anywhere take from, bot/jobs/celery_*.py).
+    job_backend: str = "local"
+    # Worker processes on this host. With celery, 0 makes the bot a pure front end;
+    # on a worker host None means one per GPU (or one on a CPU), decided there.
+    job_workers: int | None = 1
+    worker_name: str = field(default_factory=socket.gethostname)   # WORKER_NAME, in /stats and the logs
+    worker_threads: int | None = None   # WORKER_THREADS: torch threads per worker process; None: cores / processes
+    redis_ca_file: Path | None = None   # REDIS_CA_FILE: the CA that signed a rediss:// server's certificate
     max_queue: int = 8
     job_time_limit_s: float = 600.0
     # Gatys's method costs a VGG forward and backward per step: on 2 CPU
@@ -111,27 +121,44 @@ class Settings:
 
     def __repr__(self) -> str:
         # The token must never reach a log line, even through a debug print.
-        return f"Settings(api={self.telegram_api_url!r}, webhook={self.webhook_url!r}, workers={self.job_workers})"
+        return (f"Settings(api={self.telegram_api_url!r}, webhook={self.webhook_url!r}, backend={self.job_backend!r}, "
+                f"workers={self.job_workers})")
 
 
-def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
-    """Read settings; variables set in the environment win over the `.env` file."""
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env", *,
+                  worker: bool = False) -> Settings:
+    """Read settings; variables set in the environment win over the `.env` file.
+
+    worker: for `python -m bot worker`, a host that only runs jobs: it needs no
+    BOT_TOKEN, always takes its jobs through Celery, so needs REDIS_URL.
+    """
     values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ if environ is None else environ)
     env = _Reader(values)
     api_local = env.flag("TELEGRAM_API_LOCAL")
+    backend = "celery" if worker else env.choice("JOB_BACKEND", JOB_BACKENDS, default="local")
+    redis_url = _redis_url(env.text("REDIS_URL"))
+    if backend == "celery" and redis_url is None:
+        raise SettingsError("JOB_BACKEND=celery needs REDIS_URL: the queue lives in Redis"
+                            if not worker else "a worker host needs REDIS_URL: the bot's queue lives in Redis")
 
     return Settings(
-        bot_token=_token(env.text("BOT_TOKEN")),
+        bot_token=None if worker else _token(env.text("BOT_TOKEN")),
         telegram_api_url=_api_url(env.text("TELEGRAM_API_URL") or OFFICIAL_API_URL),
         telegram_api_local=api_local,
         weights_dir=Path(env.text("WEIGHTS_DIR") or "weights"),
         admin_chat_id=env.integer("ADMIN_CHAT_ID", default=None, minimum=None),
         device=env.choice("DEVICE", DEVICES, default="auto"),
         max_side=env.integer("MAX_SIDE", default=1024, minimum=64),
-        job_workers=env.integer("JOB_WORKERS", default=1, minimum=1),
+        job_backend=backend,
+        # A celery bot may run no workers of its own; a local one needs at least one.
+        job_workers=env.integer("JOB_WORKERS", default=None if worker else 1,
+                                minimum=0 if backend == "celery" and not worker else 1),
+        worker_name=env.text("WORKER_NAME") or socket.gethostname(),
+        worker_threads=env.integer("WORKER_THREADS", default=None, minimum=1),
+        redis_ca_file=_existing_file("REDIS_CA_FILE", env.text("REDIS_CA_FILE")),
         max_queue=env.integer("MAX_QUEUE", default=8, minimum=1),
         job_time_limit_s=float(env.integer("JOB_TIME_LIMIT", default=600, minimum=10)),
         fast_style=_fast_style(env.text("FAST_STYLE")),
@@ -145,7 +172,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         webhook_url=_webhook_url(env.text("WEBHOOK_URL"), local=api_local),
         webhook_secret=_webhook_secret(env.text("WEBHOOK_SECRET")),
         port=env.integer("PORT", default=8080, minimum=1, maximum=65535),
-        redis_url=_redis_url(env.text("REDIS_URL")),
+        redis_url=redis_url,
         allowed_users=_allowed_users(env.text("ALLOWED_USERS")),
         jobs_per_hour=env.integer("JOBS_PER_HOUR", default=DEFAULT_JOBS_PER_HOUR, minimum=0),
         heartbeat_file=Path(env.text("HEARTBEAT_FILE") or "/tmp/stylebot-heartbeat"),
@@ -242,6 +269,14 @@ def _redis_url(raw: str | None) -> str | None:
         raise SettingsError("REDIS_URL must look like redis://host:6379/0 (or rediss://, unix://), "
                             f"got a URL starting {urlsplit(raw).scheme or raw[:8]!r}")
     return raw
+
+
+def _existing_file(name: str, raw: str | None) -> Path | None:
+    if raw is None:
+        return None
+    if not Path(raw).is_file():
+        raise SettingsError(f"{name} names no readable file: {raw!r}")
+    return Path(raw)
 
 
 def _allowed_users(raw: str | None) -> frozenset | None:

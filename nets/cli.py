@@ -5,6 +5,8 @@
     python -m nets paint photo.jpg --as monet -o out.webp
     python -m nets upscale small.png -o big.png --scale 4
     python -m nets sheet photo.jpg --styles a.jpg b.jpg c.jpg -o sheet.png
+    python -m nets compare small.png -o sheet.png --scale 4
+    python -m nets before-after small.png big.png -o crop.jpg
 
 Anything wrong with what was asked (a missing file, a file that is not a
 picture, a bad option, missing weights, an output type we cannot write) ends
@@ -19,12 +21,14 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 from PIL import Image
 
 from nets import imageio
 from nets.catalog import FAST_STYLES  # torch-free: a bad choice fails before torch loads
+from nets.compare import COMPARE_SIDE, COMPARED, CROP_SIDE, before_after  # torch-free
 from nets.errors import NetsError
 from nets.precision import PRECISIONS  # torch-free: a bad choice fails before torch loads
 
@@ -138,17 +142,45 @@ def build_parser() -> argparse.ArgumentParser:
     paint.add_argument("content", type=Path, metavar="CONTENT")
     paint.add_argument("--as", dest="painter", required=True, choices=PAINTERS, help="whose manner")
 
-    upscale = commands.add_parser("upscale", parents=[common], help="make a picture 2 or 4 times larger (Real-ESRGAN)")
+    upscale = commands.add_parser("upscale", parents=[common], help="make a picture 2, 3 or 4 times larger (Real-ESRGAN)")
     upscale.add_argument("content", type=Path, metavar="IN")
     upscale.add_argument("--model", choices=UPSCALE_MODELS, default="auto",
                          help="general: fast, photos; x4plus: slower, sharper; anime: drawings "
                               "(default auto: general on CPU, x4plus on CUDA)")
-    upscale.add_argument("--scale", type=int, choices=(2, 4), default=4, help="how many times larger (default 4)")
+    upscale.add_argument("--scale", type=int, choices=(2, 3, 4), default=4, help="how many times larger (default 4)")
     upscale.add_argument("--tile", type=_number(int, 0), metavar="N",
                          help="work in N px tiles to bound memory; 0 for none (default: the engine chooses)")
     upscale.add_argument("--denoise", type=_number(float, 0.0, 1.0), default=0.5, metavar="D",
                          help="general model only: 0 keeps grain, 1 removes it (default 0.5)")
+
+    compare = commands.add_parser("compare", parents=[common],
+                                  help="one sheet: the most detailed part of a picture as each upscaling model "
+                                       "makes it, beside the original, at 1:1 pixels")
+    compare.add_argument("content", type=Path, metavar="IN")
+    compare.add_argument("--models", type=_models, default=",".join(COMPARED), metavar="M,M",
+                         help=f"which models, in order (default {','.join(COMPARED)})")
+    compare.add_argument("--scale", type=int, choices=(2, 3, 4), default=4, help="as for upscale (default 4)")
+    compare.add_argument("--denoise", type=_number(float, 0.0, 1.0), default=0.5, metavar="D",
+                         help="as for upscale (default 0.5)")
+    compare.add_argument("--side", type=_number(int, 8, 512), default=COMPARE_SIDE, metavar="PX",
+                         help=f"the region's side in input pixels (default {COMPARE_SIDE})")
+
+    before_after = commands.add_parser("before-after", parents=[common],
+                                       help="the most detailed part of an upscaled picture at 1:1, beside the same "
+                                            "part of the original enlarged (no network: both pictures are given)")
+    before_after.add_argument("content", type=Path, metavar="ORIGINAL")
+    before_after.add_argument("result", type=Path, metavar="UPSCALED")
+    before_after.add_argument("--side", type=_number(int, 16, 2048), default=CROP_SIDE, metavar="PX",
+                              help=f"the crop's side in the upscaled picture's pixels (default {CROP_SIDE})")
     return parser
+
+
+def _models(text: str) -> list[str]:
+    models = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in models if name not in UPSCALE_MODELS[1:]]
+    if unknown or not models:
+        raise argparse.ArgumentTypeError(f"{text!r}: models are {', '.join(UPSCALE_MODELS[1:])}, comma-separated")
+    return models
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         encode = _encoder_for(args.output)
         operation = _prepare(args)
-        engine = _engine(args)
+        # before-after runs no network, so it needs no weights and no torch
+        engine = None if args.command == "before-after" else _engine(args)
         bar = ProgressBar(args.command)
         try:
             result = operation(engine, bar)
@@ -174,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"cannot write {args.output}: {exc.strerror or exc}")
     width, height = result.image.size
     note = "; the input was reduced first (see --max-side)" if result.downsized else ""
-    print(f"wrote {args.output} ({width}x{height}) in {result.seconds:.1f} s in {result.precision} "
-          f"({_precision_note(engine, result, args.command == 'style' and args.quality)}){note}", file=sys.stderr)
+    how = (f" in {result.precision} ({_precision_note(engine, result, args.command == 'style' and args.quality)})"
+           if engine is not None else "")
+    print(f"wrote {args.output} ({width}x{height}) in {result.seconds:.1f} s{how}{note}", file=sys.stderr)
     return 0
 
 
@@ -241,12 +275,28 @@ def _prepare(args: argparse.Namespace):
         labels = [path.stem.replace("_", " ") for path in args.styles]
         return lambda engine, bar: engine.preview_sheet(content, styles, labels=labels, model=args.model,
                                                         progress=bar)
+    if args.command == "compare":
+        return lambda engine, bar: engine.upscale_compare(
+            content, models=args.models, scale=args.scale, denoise=args.denoise, side=args.side,
+            max_side=max_side, progress=bar)
+    if args.command == "before-after":
+        result = _read_picture(args.result)
+        return lambda engine, bar: _before_after(content, result, args.side)
     if args.command in ("season", "paint"):
         direction = SEASONS[args.to] if args.command == "season" else args.painter
         return lambda engine, bar: engine.translate(content, direction, max_side=max_side, progress=bar)
     return lambda engine, bar: engine.upscale(
         content, model=args.model, scale=args.scale, tile=args.tile, denoise=args.denoise,
         max_side=max_side, progress=bar)
+
+
+def _before_after(original: Image.Image, result: Image.Image, side: int):
+    started = time.perf_counter()
+    if result.width < original.width:
+        raise BadInput("the upscaled picture is smaller than the original: give the original first")
+    # shaped like the engine's Result, without importing torch for it
+    return SimpleNamespace(image=before_after(original, result, side=side), downsized=False,
+                           seconds=time.perf_counter() - started)
 
 
 def _engine(args: argparse.Namespace):

@@ -16,11 +16,11 @@ from torch import nn
 
 from nets import precision as precisions
 from nets.catalog import FAST_STYLES
-from nets import gpu, sheet, style_fast, style_lite, style_quality, translate as translation, upscale as upscaling
+from nets import compare, gpu, sheet, style_fast, style_lite, style_quality, translate as translation, upscale as upscaling
 from nets.device import DTYPES, dtype_for, resolve_device, set_threads
 from nets.errors import OutOfMemory
 from nets.imageio import fit_within
-from nets.steps import CancelFlag, Progress
+from nets.steps import CancelFlag, Progress, Steps
 from nets.weights import ModelCache
 
 __all__ = ["FAST_STYLES", "CancelFlag", "Engine", "Progress", "Result"]
@@ -149,13 +149,41 @@ class Engine:
     def upscale(self, image: Image.Image, *, model: str = "auto", scale: int = 4, tile: int | None = None,
                 denoise: float = 0.5, max_side: int | None = None, progress: Progress | None = None,
                 cancel: CancelFlag | None = None) -> Result:
-        """Real-ESRGAN x4 (or x2). model: auto, general, x4plus or anime; denoise
+        """Real-ESRGAN x4 (or x2, x3: x4, then Lanczos down). model: auto, general, x4plus or anime; denoise
         (0..1) applies to the general model only; tile None picks a safe size."""
         name = upscaling.model_name(model, self.device)
         if scale not in upscaling.SCALES:
             raise ValueError(f"scale must be one of {upscaling.SCALES}, not {scale}")
         return self._run(image, max_side, lambda picture: upscaling.upscale(
             self._upscaler(name, denoise), picture, scale=scale, tile=tile, progress=progress, cancel=cancel))
+
+    def upscale_compare(self, image: Image.Image, *, models: Sequence[str] = compare.COMPARED,
+                        labels: Sequence[str] | None = None, original_label: str = "original",
+                        scale: int = 4, denoise: float = 0.5, side: int = compare.COMPARE_SIDE,
+                        max_side: int | None = None, progress: Progress | None = None,
+                        cancel: CancelFlag | None = None) -> Result:
+        """One sheet: the side x side region of `image` with the most detail, as each model
+        upscales it (`scale`, `denoise` as for upscale), beside the original enlarged, all at 1:1.
+        The picture is fitted to max_side first, as upscale fits it, so each panel is that part
+        of the full result. Progress counts models."""
+        names = [upscaling.model_name(model, self.device) for model in models]   # bad names fail first
+        labels = list(labels) if labels is not None else list(models)
+        if len(labels) != len(names) or scale not in upscaling.SCALES:
+            raise ValueError("upscale_compare needs one label per model and a scale of "
+                             f"{', '.join(map(str, upscaling.SCALES))}")
+
+        def sheet_of(picture: Image.Image) -> Image.Image:
+            box = compare.detail_box(picture, side)
+            steps = Steps(len(names), progress, cancel)
+            results = []
+            for name, label in zip(names, labels):
+                steps.check()
+                results.append((label, upscaling.upscale_region(self._upscaler(name, denoise), picture, box,
+                                                                scale=scale)))
+                steps.advance()
+            return compare.compare_sheet(picture.crop(box), results, original_label=original_label)
+
+        return self._run(image, max_side, sheet_of)
 
     def _cpu_float32(self) -> torch.dtype | None:
         """float32 for the ops that stay in it on a CPU; None (the engine's dtype) elsewhere."""

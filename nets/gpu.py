@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from nets.errors import NetsError
 
@@ -64,6 +66,15 @@ def driver_cuda_version() -> tuple[int | None, str | None]:
     if status != 0:
         return None, f"the NVIDIA driver did not say its version (CUDA error {status})"
     return version.value, None
+
+
+def visible_gpu_count() -> int:
+    """How many GPUs this process would see, without initialising CUDA (a process that forks
+    workers must not): CUDA_VISIBLE_DEVICES when set, else the /dev/nvidiaN device files."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and not d.strip().startswith("-")])
+    return len([p for p in Path("/dev").glob("nvidia*") if p.name[len("nvidia"):].isdigit()])
 
 
 def query() -> CudaFacts:

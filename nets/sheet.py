@@ -45,7 +45,7 @@ def preview_sheet(content: Image.Image, labels: Sequence[str], paint_tile: Paint
     sheet = Image.new("RGB", (columns * (width + GAP) + GAP, rows * (height + LABEL_HEIGHT + GAP) + GAP),
                       BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    font, full_unicode = _font()
+    font, full_unicode = label_font()
     steps = Steps(len(labels), progress, cancel)
     for index, label in enumerate(labels):
         steps.check()
@@ -53,15 +53,15 @@ def preview_sheet(content: Image.Image, labels: Sequence[str], paint_tile: Paint
         left, top = GAP + column * (width + GAP), GAP + row * (height + LABEL_HEIGHT + GAP)
         tile = paint_tile(small, index)
         sheet.paste(tile.convert("RGB").resize(small.size), (left, top))
-        caption = f"{index + 1}. {label}" if full_unicode else _ascii(f"{index + 1}. {label}")
-        caption = _fitted(draw, caption, font, width)
+        caption = f"{index + 1}. {label}" if full_unicode else ascii_text(f"{index + 1}. {label}")
+        caption = fitted_text(draw, caption, font, width)
         draw.text((left + 2, top + height + (LABEL_HEIGHT - FONT_SIZE) // 2), caption, fill=INK, font=font)
         steps.advance()
     return sheet
 
 
 @lru_cache(maxsize=1)
-def _font() -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, bool]:
+def label_font() -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, bool]:
     """The label font, and whether it covers more than ASCII."""
     for path in FONT_FILES:
         if Path(path).is_file():
@@ -69,17 +69,17 @@ def _font() -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, bool]:
     return ImageFont.load_default(size=FONT_SIZE), False
 
 
-def _ascii(text: str) -> str:
+def ascii_text(text: str) -> str:
     """Accents dropped and dashes made plain, for a font that only has ASCII."""
     text = text.replace("—", "-").replace("–", "-").replace("…", "...")
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
-def _fitted(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+def fitted_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
     """The text, shortened with an ellipsis until it fits the tile's width."""
     if draw.textlength(text, font=font) <= width - 4:
         return text
-    ellipsis = "…" if _font()[1] else "..."
+    ellipsis = "…" if label_font()[1] else "..."
     while len(text) > 1 and draw.textlength(text + ellipsis, font=font) > width - 4:
         text = text[:-1]
     return text.rstrip() + ellipsis

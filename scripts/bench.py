@@ -58,7 +58,8 @@ QUICK_QUALITY_STEPS = 2
 # The models the rows below load; written as synthetic weights when none are given
 # (the lite style models are fetched for real where the package index is reachable).
 MODELS_USED = ("vgg19_normalised", "vgg19_caffe", "adain_decoder", "lite_style_predict", "lite_style_transform",
-               "cyclegan_summer2winter", "realesr_general_x4v3", "realesr_general_wdn_x4v3", "realesrgan_x4plus")
+               "cyclegan_summer2winter", "realesr_general_x4v3", "realesr_general_wdn_x4v3", "realesrgan_x4plus",
+               "realesrgan_x4plus_anime_6b")
 SHEET_PAINTINGS = 8   # a preview sheet of this many paintings, as the bot's gallery has
 
 
@@ -217,6 +218,22 @@ def _upscale_tiled(engine, picture, style, quick):
     return result.seconds, result.image.size
 
 
+def _upscale_compare(engine, picture, style, quick):
+    """The bot's compare sheet: the most detailed 48 px of the picture through general, x4plus and anime, x4."""
+    result = engine.upscale_compare(picture, scale=4, denoise=0.5, max_side=max(picture.size))
+    return result.seconds, result.image.size
+
+
+def _upscale_compare_work(engine, picture, style, quick):
+    """The same sheet's work: this process's CPU seconds over its threads, which waiting for a CPU
+    that other work holds does not count (on a shared machine the wall time mostly measures that)."""
+    started = time.process_time()
+    result = engine.upscale_compare(picture, scale=4, denoise=0.5, max_side=max(picture.size))
+    import torch
+
+    return (time.process_time() - started) / torch.get_num_threads(), result.image.size
+
+
 def _gatys_step(engine, picture, style, quick):
     """Seconds per L-BFGS step at the picture's own size (one pass, not coarse to fine): the median
     gap between the last progress reports, one of which comes after each step, so the fast start
@@ -261,6 +278,10 @@ OPERATIONS = {op.name: op for op in [
               follows_precision=False),
     Operation("throughput", f"throughput: mix {'+'.join(MIX)}", (1024, 768), (96, 72), _throughput, runs=1,
               needs_style=True, unit="jobs/min", higher_is_better=True),
+    Operation("upscale_compare", "upscale compare sheet (general, x4plus, anime)", (1024, 768), (96, 72),
+              _upscale_compare, budget_seconds=8.0, budget_rss=2 * GB),
+    Operation("upscale_compare_work", "the same sheet: CPU seconds / threads", (1024, 768), (96, 72),
+              _upscale_compare_work, budget_seconds=8.0),
     Operation("upscale_tiled", "upscale x4 tiled, general", (4000, 3000), (128, 96), _upscale_tiled,
               runs=1, budget_rss=3 * GB // 2, follows_precision=False),
     Operation("gatys_step", f"Gatys L-BFGS step (x{GATYS_CLASSIC_STEPS} = classic)", (256, 256), (64, 64),

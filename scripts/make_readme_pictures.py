@@ -40,6 +40,8 @@ SAMPLES = PackageFile(
     sha256="74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
     member="", convert="")
 PHOTOS = {"cat": "skimage/data/chelsea.png", "coffee": "skimage/data/coffee.png"}
+ASTRONAUT = "skimage/data/astronaut.png"   # Eileen Collins, NASA, public domain
+UPSCALERS = ("realesr_general_x4v3", "realesrgan_x4plus", "realesrgan_x4plus_anime_6b")
 HUBBLE = "skimage/data/hubble_deep_field.jpg"
 GRAVEL = "skimage/data/gravel.png"   # CC0 Textures, Gravel04
 CELL = 300   # the side of one picture in the grids
@@ -75,7 +77,7 @@ def cell(img: Image.Image, label: str) -> Image.Image:
     fitted.thumbnail((CELL, CELL), Image.Resampling.LANCZOS)
     framed.paste(fitted, ((CELL - fitted.width) // 2, (CELL - fitted.height) // 2))
     draw = ImageDraw.Draw(framed)
-    font, _ = sheet._font()
+    font, _ = sheet.label_font()
     draw.text((6, CELL + 4), label, fill=(30, 30, 30), font=font)
     return framed
 
@@ -94,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, required=True, help="weights folder with the real lite weights")
     parser.add_argument("--dest", type=Path, default=ROOT / "docs" / "pictures")
     parser.add_argument("--wheels", type=Path, help="a folder that already holds the scikit-image wheel")
+    parser.add_argument("--upscalers", type=Path,
+                        help="a weights folder whose Real-ESRGAN files are the real ones, for the compare sheet "
+                             "(default: --weights, where its manifest says they are not synthetic)")
     args = parser.parse_args(argv)
     records = json.loads((args.weights / "manifest.json").read_text())["models"]
     if any(records[name]["synthetic"] for name in ("lite_style_predict", "lite_style_transform")):
@@ -130,8 +135,22 @@ def main(argv: list[str] | None = None) -> int:
     result.image.save(args.dest / "preview_sheet.jpg", quality=80, optimize=True)
     if records.get("vgg19_caffe", {}).get("synthetic", True):
         raise SystemExit("error: --weights holds no real vgg19_caffe; fetch it for real first")
-    made = quality_pictures(engine, photos, styles, args.dest) + mix_pictures(engine, photos, styles, args.dest)
-    for name in ("fast_style.jpg", "working_side.jpg", "preview_sheet.jpg", *made):
+    written = ["fast_style.jpg", "working_side.jpg", "preview_sheet.jpg"]
+    written += quality_pictures(engine, photos, styles, args.dest) + mix_pictures(engine, photos, styles, args.dest)
+
+    # The upscalers' compare sheet as the bot sends it, on a photo a quarter of the astronaut's size.
+    upscalers = args.upscalers or (args.weights if not any(records[n]["synthetic"] for n in UPSCALERS) else None)
+    if upscalers is None:
+        print("the Real-ESRGAN weights in --weights are synthetic: no compare sheet (see --upscalers)")
+    else:
+        upscaling = Engine(upscalers, device="cpu", threads=2)
+        small = sample(ASTRONAUT, args.wheels).resize((256, 256), Image.Resampling.LANCZOS)
+        # denoise 1: realesr-general-x4v3 alone (its weak-denoise twin is not at hand to blend in)
+        made = upscaling.upscale_compare(small, labels=["Photo: general", "Finest: x4plus",
+                                                        "Drawing: anime"], denoise=1.0)
+        made.image.save(args.dest / "compare_sheet.png", optimize=True)
+        written.append("compare_sheet.png")
+    for name in written:
         print(f"wrote {args.dest / name} ({(args.dest / name).stat().st_size // 1024} KB)")
     return 0
 

@@ -20,7 +20,8 @@ import and run what the engine and the bot use. The steps:
    checkpoint, safetensors out and in), with bytecode writing on. What it
    imports is what a worker, the bot and the build import;
 4. remove each subpackage the workout never entered (no module of it was
-   imported and it holds no native code). Top-level packages stay whole;
+   imported and it holds no native code). Top-level packages stay whole, and
+   so do Celery's and its dependencies' (KEEP_WHOLE);
 5. replace the source of every imported module by its bytecode (a sourceless
    `.pyc`), except the modules whose source a second workout reads as text
    (torch's config modules, `@torch.jit._overload`ed functions: an audit hook
@@ -51,6 +52,10 @@ UNUSED = [
 ]
 UNUSED_DISTRIBUTIONS = ("networkx", "jinja2", "markupsafe", "fsspec", "filelock", "triton", "pip", "setuptools")
 BABEL_LOCALES = ("root", "en", "ru")
+# Packages kept whole, their subpackages too: a Celery worker imports much of them by name (its pool,
+# transport, boot steps, command line), which a workout that starts no worker cannot reach.
+KEEP_WHOLE = ("celery", "kombu", "billiard", "click", "click_repl", "click_didyoumean", "click_plugins",
+              "amqp", "vine", "dateutil", "tzlocal")
 DROPPED_SUFFIXES = (".a", ".pyi", ".pxd", ".h", ".hpp", ".cuh")
 
 # Imports and layers of every code path the bot and its workers take.
@@ -70,6 +75,13 @@ import redis
 for module in pkgutil.walk_packages(redis.__path__, "redis."):
     if not module.name.startswith(("redis.multidb", "redis.asyncio.multidb", "redis.ocsp")):
         importlib.import_module(module.name)
+
+# JOB_BACKEND=celery (bot/jobs/celery_*.py): an app on the Redis transport, a message built. The
+# worker's modules (pool, boot steps, command line) load by name at its start: KEEP_WHOLE keeps them.
+import celery, celery.concurrency.prefork, kombu.transport.redis
+app = celery.Celery("workout", broker="redis://127.0.0.1:1/0", set_as_current=False)
+app.conf.update(task_serializer="json", accept_content=["json"])
+app.amqp.as_task_v2("0", "stylebot.run", args=["job", 1])
 
 net = nn.Sequential(
     nn.ReflectionPad2d(1), nn.Conv2d(3, 8, 3), nn.InstanceNorm2d(8), nn.ReLU(),
@@ -207,7 +219,7 @@ def remove_unentered(site: Path) -> None:
                 visit(sub)
 
     for top in site.iterdir():
-        if top.is_dir() and not top.name.endswith(".dist-info"):
+        if top.is_dir() and not top.name.endswith(".dist-info") and top.name not in KEEP_WHOLE:
             visit(top)
 
 

@@ -32,7 +32,9 @@ bad HTML/MarkdownV2 is refused ("can't parse entities"); edits that change
 nothing are refused ("message is not modified"); getFile refuses files over
 20 MB; photos get several sizes (real thumbnails, longest side at most 2560);
 photo uploads over 10 MB or with bad dimensions are refused; callback data
-over 64 bytes is refused; a second getUpdates ends the first with 409.
+over 64 bytes is refused; a second getUpdates ends the first with 409;
+sendMediaGroup takes 2 to 10 items, documents only with documents, a caption
+per item and no keyboard, all or nothing.
 
 Stricter still, where real bots break (each switchable per test):
 - ``fault(method, kind)``: Telegram's front end answering an HTML 502/413
@@ -686,6 +688,7 @@ class FakeTelegram:
             "sendmessage": self._api_send_message,
             "sendphoto": lambda p, f: self._api_send_file("photo", p, f),
             "senddocument": lambda p, f: self._api_send_file("document", p, f),
+            "sendmediagroup": self._api_send_media_group,
             "sendchataction": self._api_send_chat_action,
             "editmessagetext": lambda p, f: self._api_edit(p, "text"),
             "editmessagecaption": lambda p, f: self._api_edit(p, "caption"),
@@ -860,23 +863,54 @@ class FakeTelegram:
         reply_to = self._reply_to(chat_id, params)
         fields: dict = {"kind": kind, "caption": caption, "raw_caption": raw_caption, "parse_mode": parse_mode,
                         "reply_markup": markup, "reply_to": reply_to, "file_bytes": data, "file_name": filename}
-        if kind == "photo":
-            if record is not None:
-                fields["photo"] = record.photo_sizes
-            else:
-                fields["photo"] = self._uploaded_photo(data)
-        else:
-            if record is not None:
-                fields["document"] = {"file_id": record.file_id, "file_unique_id": record.file_unique_id,
-                                      "file_name": filename, "file_size": record.size}
-            else:
-                if not data:
-                    raise bad_request("file must be non-empty")
-                if len(data) > UPLOAD_LIMIT:
-                    raise ApiError(413, "Request Entity Too Large")
-                fields["document"] = self._document(data, filename or "document", None, None)
+        fields.update(self._file_fields(kind, data, filename, record))
         message = self._new_bot_message(chat_id, f"send{kind.capitalize()}", params, **fields)
         return self._message_json(message)
+
+    def _file_fields(self, kind: str, data: bytes | None, filename: str | None, record: FileRecord | None) -> dict:
+        """The photo sizes or the document of a sent file: a new upload, or a file_id sent again."""
+        if kind == "photo":
+            return {"photo": record.photo_sizes if record is not None else self._uploaded_photo(data)}
+        if record is not None:
+            return {"document": {"file_id": record.file_id, "file_unique_id": record.file_unique_id,
+                                 "file_name": filename, "file_size": record.size}}
+        if not data:
+            raise bad_request("file must be non-empty")
+        if len(data) > UPLOAD_LIMIT:
+            raise ApiError(413, "Request Entity Too Large")
+        return {"document": self._document(data, filename or "document", None, None)}
+
+    def _api_send_media_group(self, params, files):
+        """An album: 2-10 items, documents only with documents (audio only with audio), a caption per
+        item; one message each, sharing a media_group_id. Telegram takes no keyboard on an album."""
+        chat_id = self._chat_for_sending(params)
+        media = _json(params.get("media"), "media")
+        if not isinstance(media, list) or not media:
+            raise bad_request("media is empty" if not media else "can't parse media JSON object")
+        if not 2 <= len(media) <= 10:
+            raise bad_request("Too few media in the album" if len(media) < 2 else "Too much media in the album")
+        kinds = [item.get("type") if isinstance(item, dict) else None for item in media]
+        if any(kind not in ("photo", "video", "document", "audio") for kind in kinds):
+            raise bad_request("wrong type of the media in the album")
+        for lone in ("document", "audio"):
+            if lone in kinds and any(kind != lone for kind in kinds):
+                raise bad_request(f"{lone.capitalize()}s can't be mixed with other media types in an album")
+        reply_to = self._reply_to(chat_id, params)
+        thread = self._thread_for_sending(chat_id, params)
+        group_id = str(next(self._ids) * 104729)
+        staged = []
+        for item in media:   # every item checked before any message is made: an album is all or nothing
+            kind = item["type"]
+            data, filename, record = self._input_file(kind, {kind: item.get("media")}, files)
+            caption, raw_caption, parse_mode = self._caption(item)
+            fields: dict = {"kind": kind, "caption": caption, "raw_caption": raw_caption, "parse_mode": parse_mode,
+                            "file_bytes": data, "file_name": filename, "media_group_id": group_id,
+                            "reply_to": reply_to, "thread_id": thread}
+            fields.update(self._file_fields("photo" if kind == "photo" else "document", data, filename, record))
+            fields["kind"] = "photo" if kind == "photo" else "document"
+            staged.append(fields)
+        messages = [self._new_bot_message(chat_id, "sendMediaGroup", **fields) for fields in staged]
+        return [self._message_json(message) for message in messages]
 
     def _uploaded_photo(self, data: bytes) -> list:
         if not data:

@@ -22,14 +22,16 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.chat.i18n import in_locale
-from bot.chat.keyboards import result_menu
+from bot.chat.keyboards import result_menu, sheet_menu
 from bot.chat.pictures import PictureRef, PictureStore
 from bot.chat.results import ResultSender, Unsent
+from bot.chat.upscale_options import UpscaleClock, device_model
 from bot.chat.status import (SEND_ERRORS, Delivery, StatusMessages, failure_text, please_wait_text, progress_text,
-                             queued_text, restarting_text)
+                             queued_text, restarting_text, unavailable_text)
 from bot.chat.watch import JobWatch
 from bot.jobs.backend import JobBackend
-from bot.jobs.job import Job, JobDone, JobFailed, JobProgress, JobQueued, JobStarted, QueueFull, UserBusy
+from bot.jobs.job import (BackendUnavailable, Job, JobDone, JobFailed, JobProgress, JobQueued, JobStarted, QueueFull,
+                          UserBusy)
 
 log = logging.getLogger(__name__)
 
@@ -49,29 +51,48 @@ class JobMessenger:
         self.status = StatusMessages(bot, i18n)
         self.results = ResultSender(bot, i18n, storage, pictures, self.status)
         self._deliveries: dict[str, Delivery] = {}
+        self.batches: dict[int, object] = {}   # user id -> their running bot.chat.batch.Batch
+        self.upscale_clock = UpscaleClock()    # how long upscaling takes here, learned from finished jobs
 
     # -- the handlers' side ---------------------------------------------------
 
     def is_busy(self, user_id: int) -> bool:
-        return self.queue.active_job(user_id) is not None
+        return self.queue.active_job(user_id) is not None or user_id in self.batches
+
+    def device(self) -> str:
+        """The device the ready workers run on ("cpu" until one is ready)."""
+        about = self.queue.workers_about() if self.queue is not None else []
+        return str(about[0].get("device", "cpu")) if about else "cpu"
 
     async def submit(self, message: Message, job: Job, *, as_document: bool = False,
                      source: PictureRef | None = None,
                      describe_result: Callable[[JobDone], str] | None = None,
                      menu: Callable[[str], InlineKeyboardMarkup] | None = None,
-                     remember: dict | None = None) -> bool:
-        """Queue the job and post its status message; on refusal tell the user why."""
+                     remember: dict | None = None, batch=None, heading: str = "") -> bool:
+        """Queue the job and post its status message; on refusal tell the user why.
+
+        heading: a line above the status (how long the job will take, say).
+        batch: the job is one picture of a bot.chat.batch.Batch: the batch's status
+        message shows it (under the batch's heading), and the batch gets its end."""
         if not await self.watch.admit(message, job):
             return False
         delivery = Delivery(job=job, locale=self.i18n.current_locale, as_document=as_document, source=source,
                             describe_result=describe_result, menu=menu, remember=remember,
                             thread_id=message.message_thread_id if getattr(message, "is_topic_message", None)
-                            else None)
+                            else None, heading=heading)
+        if batch is not None:
+            delivery.batch, delivery.heading = batch, batch.heading()
+            delivery.status_message_id = batch.status_message_id
         # Registered before submit: the queue may report on the job at once.
         self._deliveries[job.id] = delivery
         async with delivery.lock:
             try:
-                ahead = self.queue.submit(job)
+                ahead = await self.queue.submit(job)
+            except BackendUnavailable:
+                del self._deliveries[job.id]
+                self.watch.refused(job, "down")
+                await message.answer(unavailable_text())
+                return False
             except UserBusy:
                 del self._deliveries[job.id]
                 self.watch.refused(job, "busy")
@@ -84,33 +105,57 @@ class JobMessenger:
                                        "Please try again in a few minutes."))
                 return False
             await self.watch.accepted(delivery)
-            if not delivery.status_text:
-                delivery.status_text = queued_text(ahead)
-            # The job is queued now: a status message that fails to go out must not look like a failure.
-            status = await self.status.safely(message.answer(delivery.status_text))
-            if status is not None:
-                delivery.status_message_id = status.message_id
-                delivery.shown_text = delivery.status_text
-                self.status.pacer.edited(job.chat_id)
+            if delivery.batch is not None and delivery.status_message_id is not None:
+                if not delivery.status_text:   # the batch's message, edited: no new one per picture
+                    await self.status.show(delivery, queued_text(ahead))
+            else:
+                if not delivery.status_text:
+                    delivery.status_text = "\n".join(filter(None, (heading, queued_text(ahead))))
+                # The job is queued now: a status message that fails to go out must not look like a failure.
+                status = await self.status.safely(message.answer(delivery.status_text))
+                if status is not None:
+                    delivery.status_message_id = status.message_id
+                    delivery.shown_text = delivery.status_text
+                    self.status.pacer.edited(job.chat_id)
             self.watch.opened(delivery)
         return True
 
+    def adopt(self, job: Job, record: dict) -> None:
+        """A job an earlier run of the bot submitted, still going (JOB_BACKEND=celery): its status message
+        and result go on as if nothing happened. `record` is what bot.operator.ledger kept of it
+        (bot.chat.watch.delivery_record); the caption's extra notes were not kept, the buttons are rebuilt."""
+        sheet = (record.get("remember") or {}).get("sheet")
+        delivery = Delivery(job=job, locale=record.get("locale") or self.i18n.default_locale,
+                            as_document=bool(record.get("as_document", job.op == "upscale")),
+                            source=PictureRef.from_data(record.get("source")),
+                            menu=(lambda job_id: sheet_menu(job_id, len(sheet))) if sheet else None,
+                            remember=record.get("remember"), status_message_id=record.get("status_message_id"),
+                            thread_id=record.get("thread_id"))
+        self._deliveries[job.id] = delivery
+
     async def cancel(self, user_id: int) -> bool:
-        """Cancel the user's job; True if there was one and nothing of it will arrive."""
+        """Cancel the user's job; True if there was one and nothing of it will arrive.
+
+        A batch stops: the picture in the works is dropped, the ones done are sent (the batch's own doing)."""
+        batch = self.batches.get(user_id)
         job = self.queue.active_job(user_id)
-        cancelled_in_queue = self.queue.cancel(user_id)
+        cancelled_in_queue = await self.queue.cancel(user_id)
         delivery = self._deliveries.get(job.id) if job else None
         if delivery is None:
             delivery = next((d for d in self._deliveries.values() if d.job.user_id == user_id), None)
-        if delivery is None:
-            return cancelled_in_queue
-        async with delivery.lock:
-            if delivery.finished:
-                return False   # the result (or an apology) already went out
-            self._close(delivery)
-            self.watch.cancelled(delivery.job)
-            await self.status.delete_status(delivery)
-        return True
+        stopped = False
+        if delivery is not None:
+            async with delivery.lock:
+                if not delivery.finished:   # else the result (or an apology) already went out
+                    self._close(delivery)
+                    self.watch.cancelled(delivery.job)
+                    if delivery.batch is None:
+                        await self.status.delete_status(delivery)
+                    stopped = True
+        if batch is not None:
+            await batch.cancel()
+            return True
+        return stopped if delivery is not None else cancelled_in_queue
 
     async def tell_about_shutdown(self, jobs: list[Job]) -> None:
         """Jobs the queue dropped on shutdown: their users hear why, in time."""
@@ -173,12 +218,21 @@ class JobMessenger:
         await self.status.chat_action(delivery)
 
     async def _on_done(self, delivery: Delivery, event: JobDone) -> None:
+        job = delivery.job
+        if job.op == "upscale" and job.options.get("scale"):
+            model = job.options.get("model") or "auto"
+            model = device_model(self.device()) if model == "auto" else model
+            self.upscale_clock.record(self.device(), model, event.width * event.height // job.options["scale"] ** 2,
+                                      event.seconds)
+        if delivery.batch is not None:
+            self._close(delivery)
+            await delivery.batch.picture_done(event)
+            return
         caption = _("✅ Done in {seconds} s.").format(seconds=max(1, round(event.seconds)))
         if delivery.describe_result is not None:
             caption += "\n" + delivery.describe_result(event)
         elif event.downsized:
             caption += "\n" + _("Your picture was large, so I worked on a smaller copy.")
-        job = delivery.job
         if delivery.menu is not None:
             markup = delivery.menu(job.id)
         else:
@@ -203,6 +257,9 @@ class JobMessenger:
 
     async def _on_failed(self, delivery: Delivery, event: JobFailed) -> None:
         self._close(delivery)
+        if delivery.batch is not None:
+            await delivery.batch.picture_failed(event)
+            return
         await self.status.show(delivery, failure_text(event), force=True)
 
     def _close(self, delivery: Delivery) -> None:

@@ -45,6 +45,9 @@ class Delivery:
     describe_result: Callable[[JobDone], str] | None = None   # notes for the caption
     menu: Callable[[str], InlineKeyboardMarkup] | None = None  # the buttons under the result, by job id
     remember: dict | None = None       # kept with the result for its buttons (a sheet's paintings)
+    batch: object | None = None        # the bot.chat.batch.Batch this job is one picture of: it gets the
+                                       # result or the failure, and its status message is the batch's
+    heading: str = ""                  # a line above every status text (a batch's "3 of 7")
     status_message_id: int | None = None
     thread_id: int | None = None       # the forum topic the job came from
     status_text: str = ""
@@ -66,7 +69,7 @@ class StatusMessages:
 
     async def show(self, delivery: Delivery, text: str, *, force: bool = False) -> None:
         """Put text into the status message, editing at most once per interval unless forced."""
-        delivery.status_text = text
+        delivery.status_text = f"{delivery.heading}\n{text}" if delivery.heading else text
         if delivery.status_message_id is None:
             # The handler posts the status message after submit; it shows the latest text.
             if force:
@@ -162,6 +165,11 @@ class StatusMessages:
 
 def please_wait_text() -> str:
     return _("⏳ I'm still working on your previous picture. Please wait for it, or send /cancel to stop it.")
+
+
+def unavailable_text() -> str:
+    return _("😔 Sorry, I can't take pictures right now: my job queue is out of reach. "
+             "Please try again in a few minutes.")
 
 
 def queued_text(ahead: int) -> str:

@@ -2,7 +2,7 @@
 from aiogram import Router
 
 from bot.handlers import (control, errors, fallback, feedback, groups, language, loose_picture, mix, presets,
-                          results, season, start, style, upscale)
+                          results, season, start, style, upscale, upscale_album)
 
 
 def routers() -> list[Router]:
@@ -17,6 +17,7 @@ def routers() -> list[Router]:
         presets.router,
         season.router,
         upscale.router,
+        upscale_album.router,
         results.router,
         mix.router,
         loose_picture.router,

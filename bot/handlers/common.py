@@ -68,6 +68,12 @@ async def restart_dialog(state: FSMContext, *, keep_picture: bool) -> PictureRef
     return picture
 
 
+async def keep_aside(state: FSMContext, picture: PictureRef) -> None:
+    """End the dialog step but keep the picture (and what else the data holds) for the buttons shown."""
+    await state.set_state(None)
+    await state.update_data({KEPT_PICTURE: picture.as_data()})
+
+
 async def fast_model(state: FSMContext, settings: Settings) -> str:
     """The fast network for this user: the one they picked last, else the bot's default.
 

@@ -15,9 +15,12 @@ router = Router(name="control")
 
 @router.message(Command("cancel"))
 async def cancel(message: Message, state: FSMContext, messenger: JobMessenger) -> None:
+    in_batch = message.from_user.id in messenger.batches
     job_cancelled = await messenger.cancel(message.from_user.id)
     in_dialog = await state.get_state() is not None or bool(await state.get_data())
     await state.clear()
+    if in_batch:
+        return   # the batch has said what it stopped and sent what was done
     if job_cancelled:
         await message.answer(_("🛑 Cancelled. I stopped working on your picture; nothing more will come from it."))
     elif in_dialog:

@@ -11,7 +11,7 @@ from bot.chat.pictures import PictureRef, PictureStore
 from bot.handlers.common import KEPT_PICTURE, fast_model, fetch_ref, find_result
 from bot.handlers.presets import run_sheet
 from bot.handlers.start import greeting_text
-from bot.handlers.upscale import start_upscale
+from bot.handlers.upscale import offer_choices
 from bot.presets import Presets
 from bot.settings import Settings
 
@@ -33,8 +33,8 @@ async def upscale_result(callback: CallbackQuery, callback_data: ResultAction, s
     await state.clear()
     picture = await fetch_ref(callback.message, callback.from_user.id, PictureRef.from_data(result["result"]),
                               pictures)
-    if picture is not None:
-        await start_upscale(callback.message, callback.from_user.id, settings, messenger, picture)
+    if picture is not None:   # the choices first, with a button that runs them
+        await offer_choices(callback.message, state, messenger, picture.ref)
 
 
 @router.callback_query(ResultAction.filter(F.name == "sheet"))

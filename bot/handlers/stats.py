@@ -8,8 +8,8 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.chat.messenger import JobMessenger
-from bot.operator.stats import Stats, report
 from bot.operator.redis_link import RedisLink
+from bot.operator.stats import Stats, report
 from bot.settings import Settings
 
 router = Router(name="stats")
@@ -24,4 +24,5 @@ def from_operator(message: Message, settings: Settings) -> bool:
 @router.message(Command("stats"), from_operator)
 async def show_stats(message: Message, settings: Settings, messenger: JobMessenger, stats: Stats,
                      redis_link: RedisLink | None) -> None:
-    await message.answer(report(stats, messenger.queue, settings.job_workers, redis_link))
+    await message.answer(report(stats, messenger.queue, settings.job_workers, redis_link,
+                                worker_hosts=settings.job_backend == "celery"))

@@ -1,7 +1,8 @@
 """What a job backend offers the chat side: the one interface JobMessenger and /stats use.
 
 `JOB_BACKEND=local` (bot.jobs.local) runs jobs in worker processes of the
-bot's own. Every backend keeps one job per user, a bounded queue, the time
+bot's own; `JOB_BACKEND=celery` (bot.jobs.celery_queue) sends them through
+Redis to worker hosts anywhere. Every backend keeps one job per user, a bounded queue, the time
 limit and cancel, and reports each job through `on_event` (bot.jobs.job's
 events, in order per job, through bot.jobs.outbox).
 """
@@ -13,14 +14,18 @@ from bot.jobs.job import Job
 
 
 class JobBackend(Protocol):
+    async def recover(self) -> list[Job]:
+        """Before start: the jobs an earlier run of the bot left going, which this one carries on
+        (the chat side rebuilds their status messages; bot.operator.ledger tells the others' users)."""
+
     async def start(self) -> None:
         """Start taking jobs (and the workers this process runs, if any)."""
 
-    def submit(self, job: Job) -> int:
-        """Queue the job; returns how many wait ahead of it (0: a worker has it).
-        Raises UserBusy (the user has a job already) or QueueFull."""
+    async def submit(self, job: Job) -> int:
+        """Queue the job; returns its place as the user hears it (0: a worker takes it now).
+        Raises UserBusy (the user has a job already), QueueFull, or BackendUnavailable."""
 
-    def cancel(self, user_id: int) -> bool:
+    async def cancel(self, user_id: int) -> bool:
         """Cancel the user's job; True if there was one. Nothing more of it is reported."""
 
     def active_job(self, user_id: int) -> Job | None:
@@ -30,7 +35,8 @@ class JobBackend(Protocol):
         """0: running, N: N-th in line, None: not known (finished, cancelled, never seen)."""
 
     async def stop(self, timeout: float = 5.0) -> list[Job]:
-        """Stop, and return the unfinished jobs, about which nothing more is reported."""
+        """Stop, and return the jobs dropped unfinished (their users are told); nothing more of them is
+        reported. A backend whose jobs outlive the bot drops none."""
 
     def waiting(self) -> int:
         """How many jobs wait for a worker now."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import uuid4
 
-OPS = ("stylize", "stylize_quality", "translate", "upscale", "preview_sheet")
+OPS = ("stylize", "stylize_quality", "translate", "upscale", "preview_sheet", "upscale_compare")
 OUTPUTS = ("jpeg", "png")
 
 
@@ -18,7 +18,8 @@ OUTPUTS = ("jpeg", "png")
 class Job:
     user_id: int
     chat_id: int
-    op: str                    # an Engine method: stylize, stylize_quality, translate, upscale, preview_sheet
+    op: str                    # an Engine method: stylize, stylize_quality, translate, upscale, preview_sheet,
+                               # upscale_compare
     images: dict[str, bytes | list[bytes]]   # the method's picture arguments by name: content+style, image,
                                              # or content+styles (a list)
     options: dict              # the method's keyword arguments (strength, direction, scale, ...)
@@ -69,6 +70,10 @@ class QueueFull(Exception):
 
 class UserBusy(Exception):
     """The user already has a job waiting or running."""
+
+
+class BackendUnavailable(Exception):
+    """The backend cannot take jobs just now (Redis does not answer); nothing was queued."""
 
 
 WORKER_DIED = "The worker processing the picture stopped unexpectedly (it may have run out of memory)."

@@ -60,12 +60,15 @@ class LocalJobQueue:
 
     # -- the handlers' side -------------------------------------------------
 
+    async def recover(self) -> list[Job]:
+        return []   # the jobs of an earlier run died with its worker processes
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         for index in range(len(self._workers)):
             self._spawn(index)
 
-    def submit(self, job: Job) -> int:
+    async def submit(self, job: Job) -> int:
         if self._loop is None or self._stopping:
             raise RuntimeError("the job queue is not running")
         check(job)
@@ -114,7 +117,7 @@ class LocalJobQueue:
     def active_job(self, user_id: int) -> Job | None:
         return self._active.get(user_id)
 
-    def cancel(self, user_id: int) -> bool:
+    async def cancel(self, user_id: int) -> bool:
         job = self._active.pop(user_id, None)
         if job is None:
             return False

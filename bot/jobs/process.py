@@ -7,6 +7,7 @@ whatever killed it.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 
@@ -78,3 +79,33 @@ class WorkerProcess:
             post(None)
         except RuntimeError:
             pass
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process, from /proc (None where there is no /proc or no such process)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def children_of(parent: int) -> list[int]:
+    """The live (not zombie) child processes of `parent`, from /proc; [] where there is none."""
+    children = []
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                state, ppid = stat.read().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if int(ppid) == parent and state not in "ZX":
+            children.append(int(pid))
+    return children

@@ -25,8 +25,11 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 
 from bot.jobs import device_limits
+from bot.settings import Settings
+from nets.cpus import available_cpus
 
 log = logging.getLogger("bot.jobs.worker")
 
@@ -50,22 +53,11 @@ def main(index: int, tasks, results, cancel, engine_factory: str, engine_options
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format=f"%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s")
-    threads = engine_options.get("threads")
-    if threads:
-        # Before torch is imported, so its intra-op pool is sized right from the
-        # start; several workers on a few cores must not each take every core.
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(threads)
-
-    # Limits per device: taken once the engine says which device it got.
-    limits_by_device = engine_options.pop("device_limits", None)
-    if "device" in engine_options:
-        # The engine's own option: with several GPUs, worker N takes the N-th usable one (mod their number).
-        engine_options = {**engine_options, "gpu_slot": index}
+    engine_options, limits_by_device = prepare_process(index, engine_options)
 
     # Engine(threads=...) sets torch's own thread count itself.
-    engine, build_error = _build(engine_factory, engine_options)
-    limits = _limits(engine, limits_by_device)
+    engine, build_error = build(engine_factory, engine_options)
+    limits = limits_for(engine, limits_by_device)
     results.send(("ready", engine is not None, describe(engine, limits)))
 
     while True:
@@ -78,21 +70,48 @@ def main(index: int, tasks, results, cancel, engine_factory: str, engine_options
             # A failed build (missing weights, say) is retried per job rather
             # than crashing the process, which would only be respawned to fail
             # the same way; this way each user gets an answer.
-            engine, build_error = _build(engine_factory, engine_options)
-            limits = _limits(engine, limits_by_device)
+            engine, build_error = build(engine_factory, engine_options)
+            limits = limits_for(engine, limits_by_device)
         if engine is None:
-            results.send(_failure(job_id, build_error))
+            results.send(failure(job_id, build_error))
         else:
             _, op, images, options, output = task
             if limits is not None:
                 options = device_limits.apply(op, options, limits)
-            results.send(_run(engine, cancel, results, job_id, op, images, options, output))
+            results.send(run_job(engine, cancel, throttled(lambda done, total: results.send(
+                ("progress", job_id, done, total))), job_id, op, images, options, output))
             del images
         # Drop the job's pictures now rather than while the next job waits.
         del task
         gc.collect()
-        _release_gpu_memory(engine)
+        release_gpu_memory(engine)
     results.close()
+
+
+def engine_options(settings: Settings, workers: int) -> dict:
+    """The Engine's options for one of `workers` processes on this host, from its settings."""
+    return {"weights_dir": str(settings.weights_dir), "device": settings.device, "max_side": settings.max_side,
+            "fast_style": settings.fast_style, "precision": settings.cpu_precision,
+            "device_limits": settings.device_limits(),
+            # the workers share the cores rather than each taking all of them
+            "threads": settings.worker_threads or max(1, available_cpus() // max(1, workers))}
+
+
+def prepare_process(index: int, engine_options: dict) -> tuple[dict, dict | None]:
+    """Set a worker process up before torch loads; returns the Engine's options and the limits by device."""
+    threads = engine_options.get("threads")
+    if threads:
+        # Before torch is imported, so its intra-op pool is sized right from the
+        # start; several workers on a few cores must not each take every core.
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+    engine_options = dict(engine_options)
+    # Limits per device: taken once the engine says which device it got.
+    limits_by_device = engine_options.pop("device_limits", None)
+    if "device" in engine_options:
+        # The engine's own option: with several GPUs, worker N takes the N-th usable one (mod their number).
+        engine_options["gpu_slot"] = index
+    return engine_options, limits_by_device
 
 
 def describe(engine, limits: device_limits.DeviceLimits | None = None) -> dict:
@@ -109,18 +128,19 @@ def describe(engine, limits: device_limits.DeviceLimits | None = None) -> dict:
     return about
 
 
-def _limits(engine, limits_by_device: dict | None) -> device_limits.DeviceLimits | None:
+def limits_for(engine, limits_by_device: dict | None) -> device_limits.DeviceLimits | None:
     """The limits of the device the engine got, set on it and logged; None without an engine or limits."""
     if engine is None or limits_by_device is None:
         return None
-    limits = device_limits.for_device(getattr(engine, "device", "cpu"), limits_by_device)
+    device = getattr(engine, "device", "cpu")
+    limits = device_limits.for_device(device, limits_by_device)
     engine.max_side = limits.max_side
-    log.info("limits for %s: pictures up to %d px, quality mode %d steps up to %d px", engine.device,
+    log.info("limits for %s: pictures up to %d px, quality mode %d steps up to %d px", device,
              limits.max_side, limits.quality_steps, limits.quality_max_side)
     return limits
 
 
-def _release_gpu_memory(engine) -> None:
+def release_gpu_memory(engine) -> None:
     """Give the GPU memory of a job's activations back to the driver.
 
     torch's caching allocator keeps freed blocks for reuse; after a large
@@ -132,7 +152,7 @@ def _release_gpu_memory(engine) -> None:
         torch.cuda.empty_cache()
 
 
-def _build(engine_factory: str, engine_options: dict):
+def build(engine_factory: str, engine_options: dict):
     try:
         return load_factory(engine_factory)(**engine_options), None
     except Exception as exc:
@@ -140,20 +160,26 @@ def _build(engine_factory: str, engine_options: dict):
         return None, exc
 
 
-def _run(engine, cancel, results, job_id: str, op: str, images: dict, options: dict, output: str):
-    from nets import imageio
-    from nets.errors import Cancelled
-
+def throttled(send: Callable[[int, int], None], interval_s: float = PROGRESS_INTERVAL_S) -> Callable[[int, int], None]:
+    """`send`, at most once per interval: a fast loop of tiny steps must not flood the
+    pipe (or Redis) and the user's chat with message edits."""
     last_sent = 0.0
 
     def progress(done: int, total: int) -> None:
-        # Throttled here rather than in the parent so a fast loop of tiny steps
-        # does not flood the pipe or the user's chat with message edits.
         nonlocal last_sent
         now = time.monotonic()
-        if now - last_sent >= PROGRESS_INTERVAL_S:
+        if now - last_sent >= interval_s:
             last_sent = now
-            results.send(("progress", job_id, done, total))
+            send(done, total)
+
+    return progress
+
+
+def run_job(engine, cancel, progress: Callable[[int, int], None], job_id: str, op: str, images: dict,
+            options: dict, output: str):
+    """One job on a built engine; its end as a message: ("done", ...), ("failed", ...) or ("cancelled", id)."""
+    from nets import imageio
+    from nets.errors import Cancelled
 
     if cancel.is_set():     # cancelled while it waited for the engine to be built
         return ("cancelled", job_id)
@@ -173,10 +199,10 @@ def _run(engine, cancel, results, job_id: str, op: str, images: dict, options: d
     except Cancelled:
         return ("cancelled", job_id)
     except Exception as exc:
-        return _failure(job_id, exc)
+        return failure(job_id, exc)
 
 
-def _failure(job_id: str, exc: BaseException):
+def failure(job_id: str, exc: BaseException):
     from nets.errors import ImageError, NetsError
 
     error_type = type(exc).__name__

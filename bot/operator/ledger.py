@@ -6,7 +6,9 @@ goes away does not; so every queued or running job has a record in Redis
 (a hash, job id -> user, chat, language, operation, status message) from the
 moment its status message is posted until it ends. At the next start the
 records left over are jobs that died with the old process: each user is
-told, in the language they asked in, to send the picture again.
+told, in the language they asked in, to send the picture again. With
+JOB_BACKEND=celery, jobs outlive the bot: those the backend still carries
+are handed to the messenger with their records, to be carried on.
 
 Only ids go to Redis, never a picture. The hash is written whole from this
 process's own records, so a write lost while Redis was away is made good by
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
@@ -25,6 +28,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.chat.watch import JobWatch
+from bot.jobs.job import Job
 from bot.operator.redis_link import KEY_PREFIX, RedisDown, RedisLink, WriteBehind
 
 log = logging.getLogger(__name__)
@@ -55,8 +59,12 @@ class JobLedger(JobWatch):
     async def accepted(self, delivery) -> None:
         # Stored before the user sees the status message, so no kill can come between the two.
         job = delivery.job
+        # Enough to tell the user of a lost job, or (JOB_BACKEND=celery) to carry a surviving one on.
         self._records[job.id] = {"user_id": job.user_id, "chat_id": job.chat_id, "locale": delivery.locale,
-                                 "op": job.op, "status_message_id": None}
+                                 "op": job.op, "status_message_id": None, "thread_id": delivery.thread_id,
+                                 "as_document": delivery.as_document,
+                                 "source": delivery.source.as_data() if delivery.source else None,
+                                 "remember": delivery.remember}
         if self._inherited:
             try:
                 await self._write()
@@ -75,12 +83,22 @@ class JobLedger(JobWatch):
 
     # -- start and stop ---------------------------------------------------------
 
-    async def start(self) -> None:
-        """Tell the users whose jobs the last process lost, then keep the ledger."""
+    async def start(self, survivors: list[Job] = (), adopt: Callable[[Job, dict], None] | None = None) -> None:
+        """Carry on the jobs the backend still has (`survivors`, handed to `adopt` with their records),
+        tell the users whose jobs the last process lost, then keep the ledger."""
         try:
-            await self._tell_inherited()
+            stored = await self._read(self.link.run)
         except RedisDown:
+            stored = None
             log.warning("could not read the job ledger yet; the users of lost jobs hear once Redis is back")
+        for job in survivors:
+            # At once, Redis or not: the backend hands on their events from now on.
+            record = (stored or {}).get(job.id) or {"user_id": job.user_id, "chat_id": job.chat_id, "op": job.op}
+            self._records[job.id] = record
+            if adopt is not None:
+                adopt(job, record)
+        if stored is not None:
+            await self._tell_lost(stored)
         self._writer.start()
 
     async def stop(self) -> None:
@@ -96,13 +114,15 @@ class JobLedger(JobWatch):
 
     async def _catch_up(self) -> None:
         if not self._inherited:
-            await self._tell_inherited()
+            await self._tell_lost(await self._read(self.link.attempt))
         await self._write(now=True)
 
-    async def _tell_inherited(self) -> None:
-        stored = await self.link.attempt(lambda r: r.hgetall(LEDGER_KEY))
-        lost = {key.decode(): json.loads(value) for key, value in stored.items()
-                if key.decode() not in self._records}
+    async def _read(self, run) -> dict[str, dict]:
+        stored = await run(lambda r: r.hgetall(LEDGER_KEY))
+        return {key.decode(): json.loads(value) for key, value in stored.items()}
+
+    async def _tell_lost(self, stored: dict[str, dict]) -> None:
+        lost = {job_id: record for job_id, record in stored.items() if job_id not in self._records}
         if lost:
             log.warning("%d job(s) were lost when the bot last stopped; telling their users", len(lost))
             try:

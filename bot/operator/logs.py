@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from urllib.parse import urlsplit
 
 MASK = "<token>"
 
@@ -16,7 +17,8 @@ class TokenMaskingFilter(logging.Filter):
     def __init__(self, *secrets: str):
         super().__init__()
         # The secret half of a token alone is still a secret, so mask it too.
-        parts = {s for s in secrets if s} | {s.partition(":")[2] for s in secrets if ":" in s}
+        secrets = tuple(s for s in secrets if s)
+        parts = set(secrets) | {s.partition(":")[2] for s in secrets if ":" in s}
         self.secrets = sorted((p for p in parts if len(p) >= 8), key=len, reverse=True)
 
     def mask(self, text: str) -> str:
@@ -36,10 +38,16 @@ class TokenMaskingFilter(logging.Filter):
         return True
 
 
-def setup_logging(token: str, level: int = logging.INFO) -> None:
+def url_password(url: str | None) -> str | None:
+    """The password in a URL such as REDIS_URL's redis://user:password@host, if it has one."""
+    return urlsplit(url).password if url else None
+
+
+def setup_logging(*secrets: str | None, level: int = logging.INFO) -> None:
+    """Log to stderr with every one of `secrets` (the token, Redis's password) masked."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(TokenMaskingFilter(token))
+    handler.addFilter(TokenMaskingFilter(*secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+
+from bot.jobs.redis_tls import redis_py_options
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +38,12 @@ class RedisDown(Exception):
 class RedisLink:
     """The bot's one Redis client, and whether Redis answers just now."""
 
-    def __init__(self, url: str, *, timeout: float = COMMAND_TIMEOUT_S, probe_interval: float = PROBE_INTERVAL_S):
+    def __init__(self, url: str, *, ca_file: Path | None = None, timeout: float = COMMAND_TIMEOUT_S,
+                 probe_interval: float = PROBE_INTERVAL_S):
         # No retries inside redis-py: one timeout is all a user's update may wait.
         self.redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                    retry=Retry(NoBackoff(), 0), decode_responses=False)
+                                    retry=Retry(NoBackoff(), 0), decode_responses=False,
+                                    **redis_py_options(url, ca_file))
         self.timeout = timeout
         self.probe_interval = probe_interval
         self.up = True            # optimistic until a command fails

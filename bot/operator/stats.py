@@ -20,6 +20,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.chat.watch import JobWatch
 from bot.jobs.backend import JobBackend
 from bot.jobs.job import JobDone, JobFailed
+from bot.jobs.process import rss_mb
 from bot.operator.redis_link import KEY_PREFIX, RedisDown, RedisLink, WriteBehind
 
 log = logging.getLogger(__name__)
@@ -116,16 +117,48 @@ class Stats(JobWatch):
         await run(lambda r: r.set(STATS_KEY, record))
 
 
-def rss_mb(pid: int) -> float | None:
-    """Resident memory of a process, from /proc (None where there is no /proc or no such process)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+def precision_text(about: dict) -> str:
+    """The precision a worker's engine runs in, and 💎 Quality's own where it differs (nets/precision.py)."""
+    text = about.get("precision", "?")
+    if about.get("quality_precision") and about["quality_precision"] != text:
+        text += _(" (💎 Quality: {precision})").format(precision=about["quality_precision"])
+    return text
+
+
+def _own_workers(queue: JobBackend, about: list[dict], workers_wanted: int) -> list[str]:
+    pids = queue.worker_pids()
+    lines = [_("Queue: {waiting} waiting. Workers alive: {alive} of {wanted}.").format(
+        waiting=queue.waiting(), alive=len(pids), wanted=workers_wanted)]
+    if about:
+        engines = sorted({f"{a.get('device', '?')}, {precision_text(a)}" for a in about})
+        lines.append(_("Engine: {engines}.").format(engines="; ".join(engines)))
+    else:
+        lines.append(_("Engine: no worker is ready yet."))
+    bot_mb = rss_mb(os.getpid())
+    worker_mb = [mb for mb in map(rss_mb, pids) if mb is not None]
+    lines.append(_("Memory: bot {bot} MB, workers {workers} MB.").format(
+        bot=round(bot_mb) if bot_mb is not None else "?",
+        workers=" + ".join(str(round(mb)) for mb in worker_mb) or "0"))
+    return lines
+
+
+def _worker_hosts(queue: JobBackend, about: list[dict]) -> list[str]:
+    """One line per worker process, wherever it runs; one that stopped answering is gone within a minute."""
+    lines = [_("Queue: {waiting} waiting. Workers: {n}.").format(waiting=queue.waiting(), n=len(about))]
+    now = time.time()
+    for worker in about:
+        lines.append(_("• {name} #{index}: {device}, {precision}, {jobs} jobs done, {state}, {mb} MB, "
+                       "seen {seconds} s ago").format(
+            name=worker.get("name", "?"), index=worker.get("index", 0), device=worker.get("device", "?"),
+            precision=precision_text(worker), jobs=worker.get("jobs_done", 0),
+            state=_("busy") if worker.get("busy") else _("idle"),
+            mb=round(worker["rss_mb"]) if worker.get("rss_mb") else "?",
+            seconds=max(0, round(now - float(worker.get("last_seen", now))))))
+    if not about:
+        lines.append(_("No worker is taking jobs: start one with `python -m bot worker`."))
+    bot_mb = rss_mb(os.getpid())
+    lines.append(_("Memory: bot {bot} MB.").format(bot=round(bot_mb) if bot_mb is not None else "?"))
+    return lines
 
 
 def duration_text(seconds: float) -> str:
@@ -138,25 +171,15 @@ def duration_text(seconds: float) -> str:
     return _("{d} d {h} h").format(d=hours // 24, h=hours % 24)
 
 
-def report(stats: Stats, queue: JobBackend, workers_wanted: int, redis: RedisLink | None) -> str:
-    """The /stats message."""
-    pids = queue.worker_pids()
+def report(stats: Stats, queue: JobBackend, workers_wanted: int, redis: RedisLink | None, *,
+           worker_hosts: bool = False) -> str:
+    """The /stats message; worker_hosts: the workers run anywhere (JOB_BACKEND=celery), each listed."""
     about = queue.workers_about()
     lines = [_("📊 Up for {uptime}.").format(uptime=duration_text(time.monotonic() - stats.started))]
-    lines.append(_("Queue: {waiting} waiting. Workers alive: {alive} of {wanted}.").format(
-        waiting=queue.waiting(), alive=len(pids), wanted=workers_wanted))
-    if about:
-        engines = sorted({f"{a.get('device', '?')}, {a.get('precision', '?')}"
-                          + (_(" (💎 Quality: {precision})").format(precision=a["quality_precision"])
-                             if a.get("quality_precision") else "") for a in about})
-        lines.append(_("Engine: {engines}.").format(engines="; ".join(engines)))
+    if worker_hosts:
+        lines += _worker_hosts(queue, about)
     else:
-        lines.append(_("Engine: no worker is ready yet."))
-    bot_mb = rss_mb(os.getpid())
-    worker_mb = [mb for mb in map(rss_mb, pids) if mb is not None]
-    lines.append(_("Memory: bot {bot} MB, workers {workers} MB.").format(
-        bot=round(bot_mb) if bot_mb is not None else "?",
-        workers=" + ".join(str(round(mb)) for mb in worker_mb) or "0"))
+        lines += _own_workers(queue, about, workers_wanted)
     if redis is None:
         lines.append(_("Counted since this start (no Redis):"))
     else:

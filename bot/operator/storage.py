@@ -12,6 +12,7 @@ bot goes back to it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StateType, StorageKey
@@ -114,9 +115,9 @@ class ResilientStorage(BaseStorage):
         pass
 
 
-def build_storage(redis_url: str | None) -> tuple[BaseStorage, RedisLink | None]:
+def build_storage(redis_url: str | None, ca_file: Path | None = None) -> tuple[BaseStorage, RedisLink | None]:
     """The FSM storage for these settings, and the Redis link when there is one."""
     if redis_url is None:
         return MemoryStorage(), None
-    link = RedisLink(redis_url)
+    link = RedisLink(redis_url, ca_file=ca_file)
     return ResilientStorage(link), link

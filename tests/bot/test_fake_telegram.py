@@ -16,7 +16,8 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (TelegramBadRequest, TelegramConflictError, TelegramForbiddenError,
                                 TelegramNotFound, TelegramRetryAfter, TelegramServerError,
                                 TelegramUnauthorizedError)
-from aiogram.types import BotCommand, BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import (BotCommand, BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup,
+                           InputMediaDocument, InputMediaPhoto)
 from PIL import Image
 
 from tests.bot_harness import BotProcess
@@ -135,6 +136,33 @@ def test_photo_and_document_uploads(fake_tg):
     assert sent[0].image().size == (1000, 600)
     assert sent[1].file_bytes == b"PNGDATA"
     assert fake_tg.calls("sendPhoto")[0].files  # it came as a multipart upload
+
+
+def test_media_group_of_documents_is_one_album_with_a_caption_each(fake_tg):
+    alice = fake_tg.add_user()
+
+    def documents(count: int) -> list:
+        return [InputMediaDocument(media=BufferedInputFile(jpeg(40 + n, 30), f"big-{n}.jpg"), caption=f"{n + 1}. done")
+                for n in range(count)]
+
+    async def scenario(bot):
+        album = await bot.send_media_group(alice.id, documents(3))
+        with pytest.raises(TelegramBadRequest, match="Too few media"):
+            await bot.send_media_group(alice.id, documents(1))
+        with pytest.raises(TelegramBadRequest, match="Too much media"):
+            await bot.send_media_group(alice.id, documents(11))
+        with pytest.raises(TelegramBadRequest, match="can't be mixed"):
+            await bot.send_media_group(alice.id, [*documents(1), InputMediaPhoto(
+                media=BufferedInputFile(jpeg(50, 50), "p.jpg"))])
+        return album
+
+    album = with_bot(fake_tg, scenario)
+    assert [m.document.file_name for m in album] == ["big-0.jpg", "big-1.jpg", "big-2.jpg"]
+    assert len({m.media_group_id for m in album}) == 1 and album[0].media_group_id
+    sent = fake_tg.messages(alice.id)
+    assert [(m.kind, m.caption) for m in sent] == [("document", "1. done"), ("document", "2. done"),
+                                                   ("document", "3. done")], "refused albums leave nothing"
+    assert sent[2].image().size == (42, 30)
 
 
 def test_photo_upload_limits(fake_tg):

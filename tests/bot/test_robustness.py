@@ -99,7 +99,7 @@ def test_a_bystander_is_answered_within_a_second_while_jobs_run(fake_tg, bot):
 
 def test_a_flood_of_pictures_makes_one_job_and_please_wait(fake_tg, bot, alice):
     sent = fake_tg.send_text(alice, "/upscale")
-    fake_tg.wait_for(chat_id=alice.id, text="four times", after=sent)
+    fake_tg.wait_for(chat_id=alice.id, text="picture to upscale", after=sent)
     for seed in range(5):
         fake_tg.send_photo(alice, picture((256, 192), seed=seed))
     fake_tg.wait_for(chat_id=alice.id, kind="document", timeout=JOB_S)
@@ -122,7 +122,7 @@ def test_flood_control_and_server_errors_are_waited_out(fake_tg, bot, alice):
 
     fake_tg.fail("sendDocument", times=2, status=502)
     sent = fake_tg.send_text(alice, "/upscale")
-    fake_tg.wait_for(chat_id=alice.id, text="four times", after=sent)
+    fake_tg.wait_for(chat_id=alice.id, text="picture to upscale", after=sent)
     sent = fake_tg.send_photo(alice, picture((40, 30)))
     fake_tg.wait_for(chat_id=alice.id, kind="document", after=sent, timeout=JOB_S)
     assert [c.status for c in fake_tg.calls("sendDocument")][:3] == [502, 502, 200]
@@ -150,7 +150,7 @@ def test_a_killed_worker_gets_an_apology_and_the_next_job_works(fake_tg, bot, al
     fake_tg.wait_for(chat_id=alice.id, text="crashed", after=sent, timeout=30)
 
     sent = fake_tg.send_text(alice, "/upscale")
-    fake_tg.wait_for(chat_id=alice.id, text="four times", after=sent)
+    fake_tg.wait_for(chat_id=alice.id, text="picture to upscale", after=sent)
     sent = fake_tg.send_photo(alice, picture((40, 30)))
     fake_tg.wait_for(chat_id=alice.id, kind="document", after=sent, timeout=JOB_S)
     assert bot.proc.poll() is None

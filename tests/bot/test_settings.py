@@ -136,3 +136,41 @@ def test_token_is_masked_in_log_lines_and_tracebacks():
     assert len(records) == 3
     assert all(secret not in r for r in records), records
     assert MASK in records[0] and MASK in records[1] and MASK in records[2]
+
+
+def test_the_celery_backend_needs_redis_and_may_run_no_workers_of_its_own(tmp_path):
+    assert settings().job_backend == "local"
+    with pytest.raises(SettingsError, match="JOB_BACKEND=celery needs REDIS_URL"):
+        settings(JOB_BACKEND="celery")
+    front = settings(JOB_BACKEND="celery", REDIS_URL="redis://r:6379/0", JOB_WORKERS="0")
+    assert (front.job_backend, front.job_workers) == ("celery", 0)
+    with pytest.raises(SettingsError, match="JOB_WORKERS must be at least 1"):
+        settings(JOB_WORKERS="0")       # the local backend has nobody else to run its jobs
+    with pytest.raises(SettingsError, match="JOB_BACKEND must be one of local, celery"):
+        settings(JOB_BACKEND="rq")
+    with pytest.raises(SettingsError, match="REDIS_CA_FILE names no readable file"):
+        settings(REDIS_URL="rediss://r:6380/0", REDIS_CA_FILE=str(tmp_path / "missing.pem"))
+
+
+def test_a_worker_host_needs_redis_but_no_token():
+    worker = load_settings({"REDIS_URL": "redis://r:6379/0", "WORKER_NAME": "gpu-box", "WORKER_THREADS": "2"},
+                           env_file=None, worker=True)
+    assert (worker.bot_token, worker.job_backend, worker.worker_name) == (None, "celery", "gpu-box")
+    assert (worker.job_workers, worker.worker_threads) == (None, 2)   # None: one per GPU, decided on the host
+    with pytest.raises(SettingsError, match="a worker host needs REDIS_URL"):
+        load_settings({}, env_file=None, worker=True)
+
+
+def test_python_m_bot_takes_worker_or_nothing():
+    done = subprocess.run([sys.executable, "-m", "bot", "serve"], cwd=ROOT, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "BOT_TOKEN": TOKEN})
+    assert done.returncode == 2 and done.stderr.strip() == "usage: python -m bot [worker]"
+
+
+def test_the_redis_password_is_masked_like_the_token():
+    from bot.operator.logs import url_password
+    password = url_password("rediss://stylebot-bot:s3cret-Redis-pass@redis.example.org:6380/0")
+    assert password == "s3cret-Redis-pass"
+    masking = TokenMaskingFilter(TOKEN, password, None)
+    assert masking.mask("cannot reach redis://stylebot-bot:s3cret-Redis-pass@host") == \
+        f"cannot reach redis://stylebot-bot:{MASK}@host"

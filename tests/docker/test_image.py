@@ -128,7 +128,7 @@ def test_start_upscale_and_a_preset_through_the_image(fake_tg, container):
     fake_tg.wait_for(chat_id=alice.id, text="Hi, Alice", after=sent, timeout=30)
 
     sent = fake_tg.send_text(alice, "/upscale")
-    fake_tg.wait_for(chat_id=alice.id, text="four times", after=sent)
+    fake_tg.wait_for(chat_id=alice.id, text="picture to upscale", after=sent)
     sent = fake_tg.send_photo(alice, picture((80, 60)))
     result = fake_tg.wait_for(chat_id=alice.id, kind="document", after=sent, timeout=JOB_S)
     assert result.image().size == (320, 240)
@@ -254,7 +254,7 @@ def test_four_users_with_big_photos_fit_in_4_gb(fake_tg, container):
     # shrinks to 2560 px) into winter scenes.
     for user in users[:2]:
         sent = fake_tg.send_text(user, "/upscale")
-        fake_tg.wait_for(chat_id=user.id, text="four times", after=sent)
+        fake_tg.wait_for(chat_id=user.id, text="picture to upscale", after=sent)
     for user in users[2:]:
         sent = fake_tg.send_text(user, "/season")
         press = fake_tg.press(user, fake_tg.wait_for(chat_id=user.id, text="seasons", after=sent), text="Summer")

@@ -116,3 +116,26 @@ def test_bench_quick_json(weights_dir):
     width, height = map(int, rows["upscale_tiled"]["input"].split("x"))
     assert rows["upscale_tiled"]["output"] == f"{width * 4}x{height * 4}"
     assert rows["style"]["output"] == rows["style"]["input"]
+
+
+def test_compare_writes_one_sheet_and_before_after_needs_no_weights(pictures, weights_dir, tmp_path):
+    sheet = tmp_path / "sheet.png"
+    done = run_cli("compare", str(pictures["content"]), "-o", str(sheet), "--models", "general,anime", "--side", "16",
+                   "--scale", "3", "--weights", str(weights_dir), "--device", "cpu", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    with Image.open(sheet) as written:   # the original and two models, 48 px panels under their labels
+        assert written.size == (2 * 48 + 3 * 8, 2 * (48 + 30) + 3 * 8)
+
+    big = tmp_path / "big.png"
+    with Image.open(pictures["content"]) as content:
+        content.resize((CONTENT_SIZE[0] * 4, CONTENT_SIZE[1] * 4)).save(big)
+    crop = tmp_path / "crop.jpg"
+    done = run_cli("before-after", str(pictures["content"]), str(big), "-o", str(crop), "--side", "64",
+                   "--weights", str(tmp_path / "no-weights-here"))
+    assert done.returncode == 0, done.stderr
+    with Image.open(crop) as written:
+        assert written.size == (2 * 64 + 3 * 8, 64 + 30 + 2 * 8)
+    done = run_cli("before-after", str(big), str(pictures["content"]), "-o", str(crop))
+    assert done.returncode == 2 and "give the original first" in done.stderr
+    done = run_cli("compare", str(pictures["content"]), "-o", str(sheet), "--models", "general,x8")
+    assert done.returncode == 2 and "models are" in done.stderr

@@ -63,6 +63,8 @@ def test_a_connection_dropped_before_the_upload_is_sent_again_on_request(fake_tg
     fake_tg.wait_idle(quiet=0.5)
     assert note.deleted and len(results(fake_tg, alice)) == 1
     press = fake_tg.press(alice, result, text="Upscale")        # its buttons work: it was remembered
+    choices = fake_tg.wait_for(chat_id=alice.id, text="How shall I upscale", after=press)
+    press = fake_tg.press(alice, choices, text="▶️ Upscale")
     fake_tg.wait_for(chat_id=alice.id, kind="document", after=press, timeout=JOB_S)
     assert fake_tg.errors() == []
 

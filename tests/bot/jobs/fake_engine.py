@@ -70,3 +70,24 @@ class FakeEngine:
         if fail == "weights_error":
             raise WeightsError("A model file is damaged.", "checksum")
         return Result(Image.new("RGB", (10 * self.calls, 8), "red"), False, time.monotonic() - start)
+
+
+class SlowEngine(FakeEngine):
+    """FakeEngine whose every job takes FAKE_STEPS steps of FAKE_STEP_S seconds (the worker host's
+    environment), for tests that must catch a job while it runs: the bot's handlers send real options."""
+
+    device = "cpu"
+    precision = "fp32"
+
+    def _run(self, **opts):
+        opts.update(steps=int(os.environ.get("FAKE_STEPS", "40")), step_s=float(os.environ.get("FAKE_STEP_S", "0.25")))
+        return super()._run(**opts)
+
+
+class PoisonEngine(SlowEngine):
+    """Kills its worker process half a second into every upscale, as a picture that always runs a
+    worker out of memory would; other ops run as SlowEngine's."""
+
+    def upscale(self, image, **opts):
+        time.sleep(0.5)
+        os._exit(9)

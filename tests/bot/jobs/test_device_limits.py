@@ -95,7 +95,7 @@ def picture() -> bytes:
 
 async def finish(queue, done, op, options):
     job = Job(user_id=1, chat_id=1, op=op, images={"content": picture(), "style": picture()}, options=options)
-    queue.submit(job)
+    await queue.submit(job)
     deadline = time.monotonic() + 60
     while not any(event.job is job for event in done):
         assert time.monotonic() < deadline, "the job never finished"

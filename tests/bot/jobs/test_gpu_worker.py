@@ -21,15 +21,15 @@ def test_out_of_memory_asks_for_a_smaller_picture_in_each_language():
 
 
 def test_the_worker_reports_out_of_memory_with_its_code():
-    failed = worker._failure("job1", OutOfMemory("There was not enough memory to work on a 64x48 picture."))
+    failed = worker.failure("job1", OutOfMemory("There was not enough memory to work on a 64x48 picture."))
     assert failed[:4] == ("failed", "job1", "error", "out_of_memory")
 
 
 def test_the_cuda_cache_is_emptied_after_a_job_on_a_gpu_only(monkeypatch):
     emptied = []
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
-    worker._release_gpu_memory(SimpleNamespace(device=torch.device("cpu")))
-    worker._release_gpu_memory(None)
+    worker.release_gpu_memory(SimpleNamespace(device=torch.device("cpu")))
+    worker.release_gpu_memory(None)
     assert emptied == []
-    worker._release_gpu_memory(SimpleNamespace(device=torch.device("cuda", 1)))
+    worker.release_gpu_memory(SimpleNamespace(device=torch.device("cuda", 1)))
     assert emptied == [True]

@@ -80,7 +80,7 @@ def worker_pids() -> set[int]:
 def test_job_runs_and_returns_encoded_picture():
     async def scenario(queue, events):
         first = make_job(1)
-        assert queue.submit(first) == 0
+        assert await queue.submit(first) == 0
         assert queue.active_job(1) is first
         done = await events.end_of(first)
         assert [type(e) for e in events.of(first)][:2] == [JobQueued, JobStarted]
@@ -90,7 +90,7 @@ def test_job_runs_and_returns_encoded_picture():
         assert queue.active_job(1) is None
 
         second = make_job(1, output="png")
-        queue.submit(second)
+        await queue.submit(second)
         done = await events.end_of(second)
         image = Image.open(io.BytesIO(done.data))
         # width 20: the same engine instance ran its second job
@@ -114,7 +114,7 @@ def test_a_ready_worker_tells_what_its_engine_is():
 def test_progress_arrives_throttled():
     async def scenario(queue, events):
         job = make_job(1, steps=30, step_s=0.05)
-        queue.submit(job)
+        await queue.submit(job)
         await events.end_of(job)
         times = [t for t, e in events.seen if isinstance(e, JobProgress)]
         progress = [e for e in events.of(job) if isinstance(e, JobProgress)]
@@ -127,7 +127,7 @@ def test_progress_arrives_throttled():
 def test_positions_are_reported_and_updated():
     async def scenario(queue, events):
         jobs = [make_job(user, steps=10, step_s=0.1) for user in (1, 2, 3)]
-        assert [queue.submit(job) for job in jobs] == [0, 1, 2]
+        assert [await queue.submit(job) for job in jobs] == [0, 1, 2]
         assert [queue.position(job.id) for job in jobs] == [0, 1, 2]
         await events.end_of(jobs[0])
         await events.wait_for(lambda e: e.job is jobs[1] and isinstance(e, JobStarted))
@@ -143,12 +143,12 @@ def test_positions_are_reported_and_updated():
 def test_one_job_per_user_and_a_bounded_line():
     async def scenario(queue, events):
         running = make_job(1, steps=20, step_s=0.05)
-        queue.submit(running)
+        await queue.submit(running)
         with pytest.raises(UserBusy):
-            queue.submit(make_job(1))
-        queue.submit(make_job(2))
+            await queue.submit(make_job(1))
+        await queue.submit(make_job(2))
         with pytest.raises(QueueFull):
-            queue.submit(make_job(3))
+            await queue.submit(make_job(3))
         assert queue.active_job(3) is None
         await events.end_of(running)
     run(scenario, workers=1, max_queue=1)
@@ -158,9 +158,9 @@ def test_cancel_a_queued_job():
     async def scenario(queue, events):
         jobs = [make_job(user, steps=10, step_s=0.1) for user in (1, 2, 3)]
         for job in jobs:
-            queue.submit(job)
-        assert queue.cancel(2) is True
-        assert queue.cancel(2) is False
+            await queue.submit(job)
+        assert await queue.cancel(2) is True
+        assert await queue.cancel(2) is False
         assert queue.active_job(2) is None
         assert queue.position(jobs[2].id) == 1
         await events.end_of(jobs[2])
@@ -172,16 +172,16 @@ def test_cancel_a_queued_job():
 def test_cancel_a_running_job_reuses_the_worker():
     async def scenario(queue, events):
         job = make_job(1, steps=200, step_s=0.05)
-        queue.submit(job)
+        await queue.submit(job)
         await events.wait_for(lambda e: e.job is job and isinstance(e, JobProgress))
         pids = worker_pids()
-        assert queue.cancel(1) is True
+        assert await queue.cancel(1) is True
         seen = len(events.of(job))
         cancelled_at = time.monotonic()
 
         following = make_job(1)
         # first in line: the worker is free once the engine has noticed the cancel
-        assert queue.submit(following) == 1
+        assert await queue.submit(following) == 1
         await events.wait_for(lambda e: e.job is following and isinstance(e, JobStarted))
         assert time.monotonic() - cancelled_at < 1.5
         done = await events.end_of(following)
@@ -196,13 +196,13 @@ def test_a_job_that_ignores_cancel_gets_its_worker_replaced():
     async def scenario(queue, events):
         queue.cancel_grace_s = 0.5
         job = make_job(1, steps=1, fail="hang")
-        queue.submit(job)
+        await queue.submit(job)
         await events.wait_for(lambda e: e.job is job and isinstance(e, JobProgress))
         pids = worker_pids()
-        queue.cancel(1)
+        await queue.cancel(1)
         seen = len(events.of(job))
         following = make_job(2)
-        queue.submit(following)
+        await queue.submit(following)
         assert isinstance(await events.end_of(following), JobDone)
         assert worker_pids().isdisjoint(pids)
         assert len(events.of(job)) == seen
@@ -213,11 +213,11 @@ def test_cancel_while_the_engine_is_still_being_built():
     async def scenario(queue, events):
         queue.cancel_grace_s = 0.3
         job = make_job(1)
-        queue.submit(job)
+        await queue.submit(job)
         pids = worker_pids()
-        assert queue.cancel(1) is True
+        assert await queue.cancel(1) is True
         following = make_job(1)
-        queue.submit(following)
+        await queue.submit(following)
         done = await events.end_of(following)
         # a slow build is not a hung job: the worker was kept, and the
         # cancelled job never reached the engine
@@ -231,7 +231,7 @@ def test_cancel_while_the_engine_is_still_being_built():
 def test_a_dead_worker_fails_its_job_and_is_replaced(how):
     async def scenario(queue, events):
         job = make_job(1, steps=200, step_s=0.05, fail="exit" if how == "os_exit" else None)
-        queue.submit(job)
+        await queue.submit(job)
         await events.wait_for(lambda e: e.job is job and isinstance(e, JobStarted))
         if how == "sigkill":
             (pid,) = worker_pids()
@@ -240,7 +240,7 @@ def test_a_dead_worker_fails_its_job_and_is_replaced(how):
         assert isinstance(failed, JobFailed) and failed.reason == "worker_died"
         assert queue.active_job(1) is None
         following = make_job(1)
-        queue.submit(following)
+        await queue.submit(following)
         assert isinstance(await events.end_of(following), JobDone)
     run(scenario, workers=1)
 
@@ -249,8 +249,8 @@ def test_a_job_over_the_time_limit_fails_and_its_worker_is_replaced():
     async def scenario(queue, events):
         job = make_job(1, steps=1, fail="hang")
         waiting = make_job(2)
-        queue.submit(job)
-        queue.submit(waiting)
+        await queue.submit(job)
+        await queue.submit(waiting)
         await events.wait_for(lambda e: e.job is job and isinstance(e, JobStarted))
         pids = worker_pids()
         started = time.monotonic()
@@ -270,12 +270,12 @@ def test_a_job_over_the_time_limit_fails_and_its_worker_is_replaced():
 def test_engine_errors_become_failures(fail, reason, code):
     async def scenario(queue, events):
         job = make_job(1, fail=fail)
-        queue.submit(job)
+        await queue.submit(job)
         failed = await events.end_of(job)
         assert (failed.reason, failed.code) == (reason, code)
         assert "Traceback" not in failed.message and "boom" not in failed.message
         following = make_job(1)
-        queue.submit(following)
+        await queue.submit(following)
         assert isinstance(await events.end_of(following), JobDone)
     run(scenario)
 
@@ -283,7 +283,7 @@ def test_engine_errors_become_failures(fail, reason, code):
 def test_bytes_that_are_no_picture_are_an_input_failure():
     async def scenario(queue, events):
         job = Job(user_id=1, chat_id=1, op="upscale", images={"image": b"definitely not a picture"}, options={})
-        queue.submit(job)
+        await queue.submit(job)
         failed = await events.end_of(job)
         assert (failed.reason, failed.code) == ("input", "not_image")
     run(scenario)
@@ -293,7 +293,7 @@ def test_an_engine_that_cannot_be_built_fails_each_job_with_its_error():
     async def scenario(queue, events):
         for user in (1, 2):
             job = make_job(user)
-            queue.submit(job)
+            await queue.submit(job)
             failed = await events.end_of(job)
             assert (failed.reason, failed.code) == ("error", "missing")
     run(scenario, engine_options={"fail_build": True})
@@ -306,7 +306,7 @@ def test_stop_returns_unfinished_jobs_and_leaves_no_children():
         await queue.start()
         jobs = [make_job(user, steps=200, step_s=0.05) for user in (1, 2, 3)]
         for job in jobs:
-            queue.submit(job)
+            await queue.submit(job)
         await events.wait_for(lambda e: e.job is jobs[0] and isinstance(e, JobStarted))
         unfinished = await queue.stop(timeout=2)
         assert sorted(job.user_id for job in unfinished) == [1, 2, 3]
@@ -315,7 +315,7 @@ def test_stop_returns_unfinished_jobs_and_leaves_no_children():
         await asyncio.sleep(0.3)
         assert len(events.seen) == seen
         with pytest.raises(RuntimeError):
-            queue.submit(make_job(4))
+            await queue.submit(make_job(4))
     asyncio.run(main())
 
 
@@ -326,7 +326,7 @@ def test_the_real_engine_with_synthetic_weights(weights_dir):
     async def scenario(queue, events):
         job = Job(user_id=1, chat_id=1, op="translate", images={"image": picture((48, 32), "JPEG")},
                   options={"direction": "monet"}, output="png")
-        queue.submit(job)
+        await queue.submit(job)
         done = await events.end_of(job, timeout=180)
         assert isinstance(done, JobDone), done
         image = Image.open(io.BytesIO(done.data))
