@@ -51,7 +51,7 @@ def test_before_after_is_the_same_region_at_the_results_pixels():
 
 def test_upscale_region_is_the_tile_of_a_tiled_upscale(engine):
     net = engine.models.get("realesr_general_x4v3")
-    picture = flat_with_texture((48, 40))
+    picture = flat_with_texture((48, 40), (8, 8, 40, 32))
     for scale in (2, 3, 4):
         tiled = upscaling.upscale(net, picture, scale=scale, tile=16)
         region = upscaling.upscale_region(net, picture, (16, 16, 32, 32), scale=scale)

@@ -123,6 +123,9 @@ def run_onnx(ort, models: dict[str, bytes], content: np.ndarray, style: np.ndarr
     """(style vector 1x100, painted content HxWx3) from a pair of ONNX models (NHWC, 0..1)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the dequantized graph leaves unused scales behind; that is expected
+    # Unfused, every 8-bit step is DequantizeLinear, float op, QuantizeLinear: the graph's own meaning. Fused
+    # into QLinearConv, onnxruntime's AVX2 kernels (no VNNI) saturate their 16-bit sums and drift by processor.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     predict = ort.InferenceSession(models["lite_style_predict"], options)
     transform = ort.InferenceSession(models["lite_style_transform"], options)
     vector = predict.run(None, {predict.get_inputs()[0].name: style[None]})[0].reshape(1, 100)
