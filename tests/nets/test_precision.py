@@ -103,25 +103,30 @@ def test_bf16_stays_close_to_fp32_on_random_weights(weights_dir, name):
 
 # --- quality guards: the real Real-ESRGAN weights, in PSNR -------------------------------
 
+# file -> (network, input). The RRDB networks get a corner of the photo: where the processor has no
+# bfloat16 of its own (AVX2), torch emulates it some hundred times slower, and x4plus on the whole
+# 96x64 photo took 14 minutes there; the rounding measured is the same per pixel.
+SMALL = PHOTO[..., :24, :32]
 REAL_ESRGAN = {
-    "realesrgan-x4plus.fp16.safetensors": lambda: RRDBNet(num_block=23),
-    "realesrgan-x4plus-anime.fp16.safetensors": lambda: RRDBNet(num_block=6),
-    "realesr-animevideov3-x4.fp16.safetensors": lambda: SRVGGNetCompact(num_conv=16),
+    "realesrgan-x4plus.fp16.safetensors": (lambda: RRDBNet(num_block=23), SMALL),
+    "realesrgan-x4plus-anime.fp16.safetensors": (lambda: RRDBNet(num_block=6), SMALL),
+    "realesr-animevideov3-x4.fp16.safetensors": (lambda: SRVGGNetCompact(num_conv=16), PHOTO),
 }
 
 
 @pytest.mark.parametrize("file", REAL_ESRGAN)
 def test_bf16_upscales_indistinguishably_with_the_real_weights(file):
     """48 dB is an RMS difference of one 8-bit level, under what the eye or the PNG can show.
-    Measured: 56.0 dB (x4plus), 58.1 dB (anime 6B), 56.9 dB (animevideov3)."""
+    Measured on the whole photo: 56.0 dB (x4plus), 58.1 dB (anime 6B), 56.9 dB (animevideov3)."""
     path = SHARED_WEIGHTS / file
     if not path.is_file():
         pytest.skip(f"the real Real-ESRGAN weights are not on this machine ({path})")
-    net = REAL_ESRGAN[file]()
+    build, photo = REAL_ESRGAN[file]
+    net = build()
     net.load_state_dict(load_file(str(path)))
     net.eval().requires_grad_(False)
     half = copy.deepcopy(net).to(torch.bfloat16)
     with torch.inference_mode():
-        fp32, bf16 = net(PHOTO).clamp(0, 1), half(PHOTO.to(torch.bfloat16)).float().clamp(0, 1)
+        fp32, bf16 = net(photo).clamp(0, 1), half(photo.to(torch.bfloat16)).float().clamp(0, 1)
     psnr = 10 * np.log10(1 / ((bf16 - fp32) ** 2).mean().item())
-    assert psnr > 48
+    assert psnr > 48, psnr
