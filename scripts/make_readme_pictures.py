@@ -159,7 +159,8 @@ QUALITY_SIDE = 384   # the CPU's default side for 💎 Quality (bot/settings.py,
 
 
 def quality_pictures(engine: Engine, photos: dict, styles: dict, dest: Path) -> list[str]:
-    """💎 Quality next to ⚡ Fast at the CPU's defaults; then the choices behind those defaults."""
+    """💎 Quality next to ⚡ Fast at the CPU's defaults; then the choices behind those defaults.
+    (The labels name it in words: the label font has no 💎.)"""
     from nets import style_quality
 
     rows = []
@@ -168,9 +169,7 @@ def quality_pictures(engine: Engine, photos: dict, styles: dict, dest: Path) -> 
         for style_name, style in styles.items():
             rows.append([cell(small, "photo"), cell(style, style_name),
                          cell(engine.stylize(small, style).image, "⚡ Fast (lite)"),
-                         cell(engine.stylize_quality(small, style).image, "💎 Quality"),
-                         cell(engine.stylize_quality(small, style, preserve_colors=True).image,
-                              "💎 photo's colours kept")])
+                         cell(engine.stylize_quality(small, style).image, "Quality (Gatys)")])
     grid(rows).save(dest / "quality_style.jpg", quality=85, optimize=True)
 
     # The choices, on one photo and style, each at the same cost as the default.
@@ -190,8 +189,8 @@ def quality_pictures(engine: Engine, photos: dict, styles: dict, dest: Path) -> 
                cell(paint(dataclasses.replace(default, coarse_scale=None), one_pass_steps),
                     f"one pass, {one_pass_steps} steps"),
                cell(paint(dataclasses.replace(default, keep_detail=False)), "coarse to fine, blurred"),
-               cell(paint(default), "💎 the default"),
-               cell(paint(default, strength=0.5), "💎 strength 50%")]
+               cell(paint(default), "Quality: the default"),
+               cell(paint(default, strength=0.5), "Quality, strength 50%")]
     grid([choices[:3], choices[3:]]).save(dest / "quality_choices.jpg", quality=85, optimize=True)
     return ["quality_style.jpg", "quality_choices.jpg"]
 

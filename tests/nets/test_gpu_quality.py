@@ -3,6 +3,7 @@
 CUDA ran VGG in float16 for quality mode; the gradient underflowed on its way
 back. Float16 works the same on a CPU, so the mechanism is shown here at small sizes.
 """
+import dataclasses
 import logging
 
 import torch
@@ -13,14 +14,17 @@ from nets.engine import QUALITY_VGG, Engine
 from nets.steps import Steps
 from nets.weights import load_model
 
-DEEPEST_STYLE_LAYER = style_quality.layer_index(style_quality.DEFAULT.style_layers[-1])   # conv5_1's relu
+# Gatys et al.'s style layers, conv5_1 the deepest: the one whose gradient float16 lost on CUDA (the
+# default recipe now stops at conv4_1, but a recipe may ask for conv5_1 again).
+GATYS = dataclasses.replace(style_quality.DEFAULT, style_layers=style_quality.DEFAULT.style_layers + ("conv5_1",))
+DEEPEST_STYLE_LAYER = style_quality.layer_index("conv5_1")
 
 
 def deepest_style_gradient(vgg, dtype: torch.dtype) -> torch.Tensor:
     """The pixels' gradient from the conv5_1 style term, scaled by the starting loss as quality mode does."""
     torch.manual_seed(0)
     content, style = torch.rand(1, 3, 48, 64), torch.rand(1, 3, 48, 64)
-    loss_of = style_quality.GatysLoss(vgg, content.to(dtype), style.to(dtype))
+    loss_of = style_quality.GatysLoss(vgg, content.to(dtype), style.to(dtype), recipe=GATYS)
     x = (0.7 * content + 0.3 * style).requires_grad_(True)
     start_loss = loss_of(x).detach()
     features = style_quality.vgg_features(vgg, x.to(dtype), {DEEPEST_STYLE_LAYER})[DEEPEST_STYLE_LAYER]
