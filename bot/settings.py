@@ -61,13 +61,14 @@ class Settings:
     redis_ca_file: Path | None = None   # REDIS_CA_FILE: the CA that signed a rediss:// server's certificate
     max_queue: int = 8
     job_time_limit_s: float = 600.0
-    # Gatys's method costs a VGG forward and backward per step: on 2 CPU
-    # threads ~0.7 s a step at 256 px and ~1.6 s at 384 px (scripts/bench.py),
-    # so the CPU defaults keep a quality job near three minutes. A worker on
-    # a GPU takes the gpu_* values below instead.
+    # Gatys's method costs a VGG forward and backward per step (~1.6 s at 384 px
+    # on 2 CPU threads, scripts/bench.py); coarse to fine, 40 steps cost about 22
+    # full-size ones, so the CPU default stays within 45 s and 384 px still shows
+    # brush strokes in a chat (README, *💎 Quality mode, tuned*). A worker on a
+    # GPU takes the gpu_* values below instead.
     fast_style: str | None = None   # FAST_STYLE; None: lite on the CPU, adain on CUDA
     cpu_precision: str = "auto"     # CPU_PRECISION: bf16 where the processor computes it natively
-    quality_steps: int = 100
+    quality_steps: int = 40
     quality_max_side: int = 384
     # The same three for a worker that got a GPU (bot/jobs/device_limits.py): float16
     # affords twice the side, and a quality step takes milliseconds there.
@@ -163,7 +164,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         job_time_limit_s=float(env.integer("JOB_TIME_LIMIT", default=600, minimum=10)),
         fast_style=_fast_style(env.text("FAST_STYLE")),
         cpu_precision=env.choice("CPU_PRECISION", CPU_PRECISIONS, default="auto"),
-        quality_steps=env.integer("QUALITY_STEPS", default=100, minimum=1, maximum=2000),
+        quality_steps=env.integer("QUALITY_STEPS", default=40, minimum=1, maximum=2000),
         quality_max_side=env.integer("QUALITY_MAX_SIDE", default=384, minimum=64),
         gpu_max_side=env.integer("GPU_MAX_SIDE", default=2048, minimum=64),
         gpu_quality_steps=env.integer("GPU_QUALITY_STEPS", default=300, minimum=1, maximum=2000),

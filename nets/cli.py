@@ -207,9 +207,19 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"cannot write {args.output}: {exc.strerror or exc}")
     width, height = result.image.size
     note = "; the input was reduced first (see --max-side)" if result.downsized else ""
-    how = f" in {engine.precision} ({engine.precision_reason})" if engine is not None else ""
+    how = (f" in {result.precision} ({_precision_note(engine, result, args.command == 'style' and args.quality)})"
+           if engine is not None else "")
     print(f"wrote {args.output} ({width}x{height}) in {result.seconds:.1f} s{how}{note}", file=sys.stderr)
     return 0
+
+
+def _precision_note(engine, result, quality: bool) -> str:
+    """Why the op ran in the precision it did: quality mode and the lite network keep their own."""
+    if quality:
+        return engine.quality_precision_reason
+    if result.precision == engine.precision:
+        return engine.precision_reason
+    return f"the lite network computes in float32 on a CPU; the engine's other networks in {engine.precision}"
 
 
 def _fail(message: str) -> int:

@@ -17,7 +17,7 @@ from torch import nn
 from nets import precision as precisions
 from nets.catalog import FAST_STYLES
 from nets import compare, gpu, sheet, style_fast, style_lite, style_quality, translate as translation, upscale as upscaling
-from nets.device import dtype_for, resolve_device, set_threads
+from nets.device import DTYPES, dtype_for, resolve_device, set_threads
 from nets.errors import OutOfMemory
 from nets.imageio import fit_within
 from nets.steps import CancelFlag, Progress, Steps
@@ -27,7 +27,8 @@ __all__ = ["FAST_STYLES", "CancelFlag", "Engine", "Progress", "Result"]
 
 log = logging.getLogger(__name__)
 
-VGG = "vgg19_normalised"
+VGG = "vgg19_normalised"        # AdaIN's encoder: its decoder was trained on these features
+QUALITY_VGG = "vgg19_caffe"      # 💎 Quality's: the ImageNet VGG19 (nets/arch/vgg.py says why two)
 DECODER = "adain_decoder"
 LITE_PREDICT = "lite_style_predict"
 LITE_TRANSFORM = "lite_style_transform"
@@ -45,6 +46,7 @@ class Result:
     image: Image.Image  # same aspect ratio as the input
     downsized: bool     # the input was reduced to max_side first
     seconds: float
+    precision: str = ""  # what the op's networks really computed in: fp32, bf16, fp16 or tf32
 
 
 class Engine:
@@ -61,6 +63,9 @@ class Engine:
         self.precision, self.precision_reason = precisions.choose(precision, self.device.type)
         log.info("precision %s: %s", self.precision, self.precision_reason)
         self.dtype = dtype_for(self.device, self.precision)
+        self.quality_precision, self.quality_precision_reason = precisions.for_quality(
+            self.precision, self.device.type, tf32=gpu.convolutions_in_tf32(self.device))
+        log.info("quality mode in %s: %s", self.quality_precision, self.quality_precision_reason)
         set_threads(threads)
         self.max_side = max_side
         self.fast_style = _fast_style(fast_style or default_fast_style(self.device.type))
@@ -70,10 +75,14 @@ class Engine:
 
     def stylize(self, content: Image.Image, style: Image.Image, *, model: str | None = None,
                 strength: float = 1.0, preserve_colors: bool = False, style_key: str | None = None,
+                mix_with: Image.Image | None = None, mix: float = 0.5, mix_key: str | None = None,
                 max_side: int | None = None, progress: Progress | None = None,
                 cancel: CancelFlag | None = None) -> Result:
         """Fast style transfer: model lite or adain (None: the engine's fast_style).
-        style_key caches what the model keeps of the style under that name."""
+        style_key caches what the model keeps of the style under that name. mix_with: a
+        second painting, mixed in by `mix` (0: the first alone, 1: the second alone);
+        mix_key caches it like style_key."""
+        mixing = dict(mix_with=mix_with, mix=mix, mix_key=mix_key)
         if _fast_style(model or self.fast_style) == "lite":
             # float32 on a CPU whatever the precision: with 8 to 32 channels the lite network is
             # memory-bound, and bfloat16 made it slower (0.66x) and visibly different (26.7 dB).
@@ -81,38 +90,54 @@ class Engine:
             return self._run(content, max_side, lambda picture: style_lite.stylize(
                 self.models.get(LITE_PREDICT, dtype), self.models.get(LITE_TRANSFORM, dtype), picture, style,
                 strength=strength, preserve_colors=preserve_colors, style_key=style_key,
-                vectors=self._style_vectors, progress=progress, cancel=cancel))
+                vectors=self._style_vectors, progress=progress, cancel=cancel, **mixing), self._lite_precision())
         return self._run(content, max_side, lambda picture: style_fast.stylize(
             self.models.get(VGG), self.models.get(DECODER), picture, style, strength=strength,
             preserve_colors=preserve_colors, style_key=style_key, stats_cache=self._style_stats,
-            progress=progress, cancel=cancel))
+            progress=progress, cancel=cancel, **mixing))
 
     def preview_sheet(self, content: Image.Image, styles: Sequence[Image.Image], *, labels: Sequence[str],
                       style_keys: Sequence[str | None] | None = None, model: str | None = None,
-                      progress: Progress | None = None, cancel: CancelFlag | None = None) -> Result:
+                      mix_with: Image.Image | None = None, mixes: Sequence[float] | None = None,
+                      mix_key: str | None = None, progress: Progress | None = None,
+                      cancel: CancelFlag | None = None) -> Result:
         """The content painted in every style, as small numbered tiles under `labels` on one sheet.
-        style_keys cache each style like stylize's style_key does (presets' ids)."""
-        if len(labels) != len(styles) or (style_keys is not None and len(style_keys) != len(styles)):
-            raise ValueError("preview_sheet needs one label (and one style key) per style")
+        style_keys cache each style like stylize's style_key does (presets' ids). With mix_with
+        and mixes, a sheet of mixes instead: one style, mixed with mix_with by each of mixes."""
+        tiles = len(styles) if mix_with is None else len(mixes or ())
+        if mix_with is not None and (len(styles) != 1 or not mixes):
+            raise ValueError("a sheet of mixes needs one style and at least one mix")
+        if len(labels) != tiles or (style_keys is not None and len(style_keys) != len(styles)):
+            raise ValueError("preview_sheet needs one label per tile (and one style key per style)")
         keys = list(style_keys) if style_keys is not None else [None] * len(styles)
 
         def paint_tile(small: Image.Image, index: int) -> Image.Image:
-            return self.stylize(small, styles[index], model=model, style_key=keys[index]).image
+            if mix_with is None:
+                return self.stylize(small, styles[index], model=model, style_key=keys[index]).image
+            return self.stylize(small, styles[0], model=model, style_key=keys[0], mix_with=mix_with,
+                                mix=mixes[index], mix_key=mix_key).image
 
         started = time.perf_counter()
         image = sheet.preview_sheet(content, labels, paint_tile, progress=progress, cancel=cancel)
-        return Result(image, False, time.perf_counter() - started)
+        lite = _fast_style(model or self.fast_style) == "lite"
+        return Result(image, False, time.perf_counter() - started, self._lite_precision() if lite else self.precision)
 
-    def stylize_quality(self, content: Image.Image, style: Image.Image, *, steps: int = 200,
+    def stylize_quality(self, content: Image.Image, style: Image.Image, *, steps: int = style_quality.DEFAULT_STEPS,
                         strength: float = 1.0, preserve_colors: bool = False, max_side: int | None = None,
                         progress: Progress | None = None, cancel: CancelFlag | None = None) -> Result:
-        """Gatys style transfer: `steps` L-BFGS steps starting from the fast result."""
-        # float32 on every device (nets/style_quality.py says why not float16 or bfloat16).
-        dtype = style_quality.OPTIMISE_DTYPE
+        """Gatys style transfer: `steps` L-BFGS evaluations on the ImageNet VGG19, starting from
+        the ⚡ Fast (lite) result, coarse to fine (nets/style_quality.py)."""
+        dtype = DTYPES[self.quality_precision.replace("tf32", "fp32")]
+        lite_steps = style_lite.step_count(style_cached=False, strength=strength)
+
+        def paint_start(picture: Image.Image, start_progress: Progress) -> Image.Image:
+            return self.stylize(picture, style, model="lite", strength=strength, max_side=max(picture.size),
+                                progress=start_progress, cancel=cancel).image
+
         return self._run(content, max_side, lambda picture: style_quality.stylize_quality(
-            self.models.get(VGG, dtype), self.models.get(DECODER, dtype), picture, style, steps=steps,
-            strength=strength,
-            preserve_colors=preserve_colors, progress=progress, cancel=cancel))
+            self.models.get(QUALITY_VGG, dtype), picture, style, steps=steps, strength=strength,
+            preserve_colors=preserve_colors, paint_start=paint_start, start_steps=lite_steps,
+            progress=progress, cancel=cancel), self.quality_precision)
 
     def translate(self, image: Image.Image, direction: str, *, max_side: int | None = None,
                   progress: Progress | None = None, cancel: CancelFlag | None = None) -> Result:
@@ -164,6 +189,9 @@ class Engine:
         """float32 for the ops that stay in it on a CPU; None (the engine's dtype) elsewhere."""
         return torch.float32 if self.device.type == "cpu" else None
 
+    def _lite_precision(self) -> str:
+        return "fp32" if self.device.type == "cpu" else self.precision
+
     def _upscaler(self, name: str, denoise: float) -> nn.Module:
         weak = upscaling.GENERAL_WEAK_DENOISE
         if name != upscaling.MODELS["general"] or denoise == 1:
@@ -173,8 +201,10 @@ class Engine:
         # Blending 1.2 M parameters takes milliseconds, so blends are not cached.
         return upscaling.blend_denoise(self.models.get(name), self.models.get(weak), denoise)
 
-    def _run(self, image: Image.Image, max_side: int | None,
-             op: Callable[[Image.Image], Image.Image]) -> Result:
+    def _run(self, image: Image.Image, max_side: int | None, op: Callable[[Image.Image], Image.Image],
+             precision: str | None = None) -> Result:
+        """The op on the picture fitted within max_side, timed; `precision` is what the op
+        computes in when it is not the engine's own."""
         started = time.perf_counter()
         fitted, downsized = fit_within(image, self.max_side if max_side is None else max_side)
         try:
@@ -184,7 +214,7 @@ class Engine:
             log.warning("out of memory on %s at %dx%d: %s", self.device, *fitted.size, str(exc).split("\n")[0])
             raise OutOfMemory(f"There was not enough memory to work on a {fitted.width}x{fitted.height} picture; "
                               "a smaller picture would fit.") from None
-        return Result(painted, downsized, time.perf_counter() - started)
+        return Result(painted, downsized, time.perf_counter() - started, precision or self.precision)
 
 
 def _fast_style(name: str) -> str:

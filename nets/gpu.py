@@ -201,3 +201,13 @@ def total_memory(device) -> int:
     import torch
 
     return torch.cuda.get_device_properties(device).total_memory
+
+
+def convolutions_in_tf32(device) -> bool:
+    """Whether cuDNN runs this device's float32 convolutions in TF32: on Ampere (8.0) and newer,
+    where torch lets it by default (`torch.backends.cudnn.allow_tf32`)."""
+    if str(device).partition(":")[0] != "cuda":
+        return False
+    import torch
+
+    return torch.backends.cudnn.allow_tf32 and torch.cuda.get_device_capability(device)[0] >= 8

@@ -58,3 +58,21 @@ def choose(requested: str, device_type: str, cpuinfo: str | None = None) -> tupl
         return "bf16", f"the processor computes bfloat16 natively ({flag})"
     return "fp32", (f"the processor has no native bfloat16 (none of {', '.join(NATIVE_BF16_FLAGS)} in its "
                     "flags), where it would be about 3x slower")
+
+
+def for_quality(precision: str, device_type: str, *, tf32: bool = False) -> tuple[str, str]:
+    """(precision, why) of 💎 Quality mode's VGG, given the engine's own precision.
+
+    Never float16: its gradients underflow (a tiny loss by construction, divided by the
+    starting loss), and L-BFGS stops on a zero gradient. bfloat16 has float32's range, so
+    on a CPU quality mode follows the engine: bf16 where it computes bfloat16 (natively, or
+    because it was asked to), fp32 elsewhere. On CUDA float32, which cuDNN computes in TF32
+    on Ampere and newer (`tf32`).
+    """
+    if device_type == "cuda":
+        if tf32:
+            return "tf32", "float32 tensors (float16 gradients underflow), convolutions in TF32 on this GPU"
+        return "fp32", "float32 (float16 gradients underflow)"
+    if precision == "bf16":
+        return "bf16", "bfloat16 like the other networks (float32's range: the gradients keep)"
+    return "fp32", "float32 like the other networks"

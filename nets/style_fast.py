@@ -58,9 +58,16 @@ class StyleCache:
             self._stats.popitem(last=False)
 
 
-def step_count(style_cached: bool) -> int:
-    """Steps `stylize` reports: encode style (unless cached), encode content, decode."""
-    return 2 if style_cached else 3
+def step_count(style_cached: bool, second_cached: bool = True) -> int:
+    """Steps `stylize` reports: encode style (unless cached), a second painting (when mixing,
+    unless cached), encode content, decode."""
+    return 2 + (not style_cached) + (not second_cached)
+
+
+def mixed(first: StyleStats, second: StyleStats, mix: float) -> StyleStats:
+    """`mix` of the way from the first style's statistics to the second's: AdaIN's own
+    interpolation of styles (the features it gives are the same blend of the two)."""
+    return StyleStats((1 - mix) * first.mean + mix * second.mean, (1 - mix) * first.std + mix * second.std)
 
 
 def encoder(vgg: nn.Sequential) -> nn.Sequential:
@@ -77,27 +84,42 @@ def style_stats(vgg: nn.Sequential, style: Image.Image) -> StyleStats:
     return StyleStats(mean, std)
 
 
+def _stats(vgg: nn.Sequential, picture: Image.Image, key: str | None, cache: StyleCache | None,
+           steps: Steps) -> StyleStats:
+    """A picture's style statistics, as one step, kept under `key`."""
+    steps.check()
+    stats = style_stats(vgg, picture)
+    if cache is not None and key:
+        cache.put(key, stats)
+    steps.advance()
+    return stats
+
+
 def stylize(vgg: nn.Sequential, decoder: nn.Sequential, content: Image.Image, style: Image.Image, *,
             strength: float = 1.0, preserve_colors: bool = False, style_key: str | None = None,
-            stats_cache: StyleCache | None = None, progress: Progress | None = None,
+            stats_cache: StyleCache | None = None, mix_with: Image.Image | None = None, mix: float = 0.5,
+            mix_key: str | None = None, progress: Progress | None = None,
             cancel: CancelFlag | None = None) -> Image.Image:
     """The content painted in the style; same size as the content, alpha kept.
 
     strength 0..1 blends AdaIN's features with the content's own before
     decoding, as the paper's alpha. preserve_colors keeps the content's colours
-    and takes only the stylised luminance.
+    and takes only the stylised luminance. mix_with: a second painting, `mix`
+    of the way to it (mix_key caches it like style_key).
     """
     if not 0 <= strength <= 1:
         raise ValueError(f"strength must be within 0..1, not {strength}")
+    if not 0 <= mix <= 1:
+        raise ValueError(f"mix must be within 0..1, not {mix}")
     cached = stats_cache.get(style_key) if stats_cache is not None and style_key else None
-    steps = Steps(step_count(cached is not None), progress, cancel)
-
+    second = stats_cache.get(mix_key) if mix_with is not None and stats_cache is not None and mix_key else None
+    steps = Steps(step_count(cached is not None, mix_with is None or second is not None), progress, cancel)
     if cached is None:
-        steps.check()
-        cached = style_stats(vgg, style)
-        if stats_cache is not None and style_key:
-            stats_cache.put(style_key, cached)
-        steps.advance()
+        cached = _stats(vgg, style, style_key, stats_cache, steps)
+    if mix_with is not None:
+        if second is None:
+            second = _stats(vgg, mix_with, mix_key, stats_cache, steps)
+        cached = mixed(cached, second, mix)
 
     content_rgb, alpha = split_alpha(content)
     device, dtype = model_placement(vgg)

@@ -8,7 +8,9 @@ and its painting is never looked at again.
 
 Strength is Magenta's: the style vector is interpolated with the content's own
 vector, so 0 gives the network's rendering of the photo in its own style and
-1 the full style, with the strokes of the network at every strength.
+1 the full style, with the strokes of the network at every strength. Two
+paintings mix the same way (Magenta's own demo does it): `mix` of the way
+from the first painting's vector to the second's.
 """
 from __future__ import annotations
 
@@ -36,10 +38,32 @@ WORKING_SIDE = 640
 MIN_SIDE = 4 * StyleTransformer.stride
 
 
-def step_count(style_cached: bool, strength: float) -> int:
-    """Steps `stylize` reports: the style's vector (unless cached), the content's (below full
-    strength), the painting."""
-    return 1 + (not style_cached) + (strength < 1)
+def step_count(style_cached: bool, strength: float, second_cached: bool = True) -> int:
+    """Steps `stylize` reports: the style's vector (unless cached), a second painting's (when
+    mixing, unless cached), the content's (below full strength), the painting."""
+    return 1 + (not style_cached) + (not second_cached) + (strength < 1)
+
+
+def mixed(first: torch.Tensor, second: torch.Tensor, mix: float) -> torch.Tensor:
+    """`mix` of the way from the first style to the second (0: the first, exactly; 1: the second)."""
+    if not 0 <= mix <= 1:
+        raise ValueError(f"mix must be within 0..1, not {mix}")
+    return (1 - mix) * first + mix * second
+
+
+def _cached(vectors: StyleCache | None, key: str | None) -> torch.Tensor | None:
+    return vectors.get(key) if vectors is not None and key else None
+
+
+def _computed(predictor: StylePredictor, picture: Image.Image, key: str | None, vectors: StyleCache | None,
+              steps: Steps) -> torch.Tensor:
+    """A picture's style vector, as one step, kept under `key`."""
+    steps.check()
+    vector = style_vector(predictor, picture)
+    if vectors is not None and key:
+        vectors.put(key, vector)
+    steps.advance()
+    return vector
 
 
 def style_vector(predictor: StylePredictor, picture: Image.Image) -> torch.Tensor:
@@ -56,24 +80,28 @@ def style_vector(predictor: StylePredictor, picture: Image.Image) -> torch.Tenso
 def stylize(predictor: StylePredictor, transformer: StyleTransformer, content: Image.Image, style: Image.Image,
             *, strength: float = 1.0, preserve_colors: bool = False, style_key: str | None = None,
             vectors: StyleCache | None = None, working_side: int | None = WORKING_SIDE,
+            mix_with: Image.Image | None = None, mix: float = 0.5, mix_key: str | None = None,
             progress: Progress | None = None, cancel: CancelFlag | None = None) -> Image.Image:
     """The content painted in the style; same size as the content, alpha kept.
 
     working_side: the longest side the network paints at; a larger content is
     painted smaller and the result enlarged (None: paint at the content's size).
+    mix_with: a second painting, `mix` of the way to it (mix_key caches it like style_key).
     """
     if not 0 <= strength <= 1:
         raise ValueError(f"strength must be within 0..1, not {strength}")
-    cached = vectors.get(style_key) if vectors is not None and style_key else None
-    steps = Steps(step_count(cached is not None, strength), progress, cancel)
-
-    vector = cached
+    if not 0 <= mix <= 1:
+        raise ValueError(f"mix must be within 0..1, not {mix}")
+    vector = _cached(vectors, style_key)
+    second = _cached(vectors, mix_key) if mix_with is not None else None
+    steps = Steps(step_count(vector is not None, strength, mix_with is None or second is not None),
+                  progress, cancel)
     if vector is None:
-        steps.check()
-        vector = style_vector(predictor, style)
-        if vectors is not None and style_key:
-            vectors.put(style_key, vector)
-        steps.advance()
+        vector = _computed(predictor, style, style_key, vectors, steps)
+    if mix_with is not None:
+        if second is None:
+            second = _computed(predictor, mix_with, mix_key, vectors, steps)
+        vector = mixed(vector, second, mix)
 
     content_rgb, alpha = split_alpha(content)
     if strength < 1:

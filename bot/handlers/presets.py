@@ -12,8 +12,8 @@ from bot.chat.keyboards import FAST_MODELS, Action, PresetModel, PresetPick, She
 from bot.chat.messenger import JobMessenger
 from bot.chat.pictures import Picture, PictureRef, PictureStore
 from bot.chat.states import PresetDialog
-from bot.handlers.common import (ATTACHMENT, fast_model, fetch_kept, fetch_ref, find_result, pick_fast_model,
-                                 restart_dialog, take_picture)
+from bot.handlers.common import (ATTACHMENT, fast_model, fetch_kept, fetch_ref, find_result, mix_record,
+                                 pick_fast_model, restart_dialog, take_picture)
 from bot.jobs.job import Job, JobDone
 from bot.presets import Painter, Painting, Presets
 from bot.settings import Settings
@@ -103,15 +103,17 @@ def style_key(painting: Painting) -> str:
 
 async def run_preset(chat: Message, user_id: int, state: FSMContext, messenger: JobMessenger,
                      preset: Painting | Painter, picture: Picture, model: str) -> None:
+    remember = None
     if isinstance(preset, Painting):
         style = await asyncio.to_thread(preset.path.read_bytes)
         job = Job(user_id=user_id, chat_id=chat.chat.id, op="stylize",
                   images={"content": picture.data, "style": style},
                   options={"model": model, "strength": 1.0, "preserve_colors": False, "style_key": style_key(preset)})
+        remember = mix_record({"preset": preset.key})   # for "🎭 Mix with another painting"
     else:
         job = Job(user_id=user_id, chat_id=chat.chat.id, op="translate",
                   images={"image": picture.data}, options={"direction": preset.key})
-    if await messenger.submit(chat, job, source=picture.ref):
+    if await messenger.submit(chat, job, source=picture.ref, remember=remember):
         await state.clear()
 
 

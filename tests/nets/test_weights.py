@@ -14,7 +14,7 @@ from nets.errors import WeightsError
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_WEIGHTS = ROOT.parent / "shared" / "weights"  # real Real-ESRGAN weights, where this machine has them
 DESIGN_NAMES = [  # docs/design.md, "Weights"
-    "vgg19_normalised", "adain_decoder", "cyclegan_summer2winter", "cyclegan_winter2summer",
+    "vgg19_normalised", "vgg19_caffe", "adain_decoder", "cyclegan_summer2winter", "cyclegan_winter2summer",
     "cyclegan_monet", "cyclegan_vangogh", "cyclegan_cezanne", "cyclegan_ukiyoe",
     "lite_style_predict", "lite_style_transform", "realesr_general_x4v3", "realesr_general_wdn_x4v3", "realesrgan_x4plus", "realesrgan_x4plus_anime_6b",
 ]
