@@ -68,8 +68,8 @@ def check_engine(weights: Path, presets: Path) -> None:
     from PIL import Image
 
     import bot.app  # noqa: F401  (the bot's modules import)
-    import bot.jobs.celery_queue
-    import bot.jobs.celery_worker
+    import bot.jobs.celery_queue  # noqa: F401  (both backends import in the image)
+    import bot.jobs.celery_worker  # noqa: F401
     from bot.presets import load_paintings
     from nets.engine import Engine
 
