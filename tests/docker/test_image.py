@@ -133,6 +133,11 @@ def test_start_upscale_and_a_preset_through_the_image(fake_tg, container):
     result = fake_tg.wait_for(chat_id=alice.id, kind="document", after=sent, timeout=JOB_S)
     assert result.image().size == (320, 240)
 
+    # The compare sheet runs every upscaler the bot offers, x4plus included: the image holds them all.
+    press = fake_tg.press(alice, result, text="Compare the models")
+    sheet = fake_tg.wait_for(chat_id=alice.id, kind="photo", after=press, timeout=JOB_S)
+    assert "most detail" in sheet.caption, sheet.caption
+
     # The paintings baked into the image are on the menu, and one paints a photo.
     sent = fake_tg.send_text(alice, "/presets")
     menu = fake_tg.wait_for(chat_id=alice.id, text="Pick a painting", after=sent)
@@ -245,8 +250,12 @@ class MemoryWatch:
                     reason="the 4-user memory test runs with STYLEBOT_DOCKER_MEMORY=1 (several minutes)")
 def test_four_users_with_big_photos_fit_in_4_gb(fake_tg, container):
     # The image's own MAX_SIDE and JOB_WORKERS (1024 and 1), not the harness's small test values.
+    launched = time.monotonic()
     box = container(run_args=("--memory", "4g", "--cpus", "2"),
                     env={"MAX_SIDE": os.environ.get("STYLEBOT_DOCKER_MAX_SIDE", "1024"), "JOB_WORKERS": "1"})
+    polling_after = time.monotonic() - launched   # docker run to the first getUpdates
+    wait_healthy(box, json.loads(docker("inspect", "--format", "{{json .Config.Healthcheck.Test}}", IMAGE))[1:])
+    idle = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", box.name).split("/")[0].strip()
     users = [fake_tg.add_user(first_name=name, language_code="en") for name in ("Ann", "Bob", "Cat", "Dan")]
     big = [picture((4000, 3000), seed=i) for i in range(4)]
 
@@ -274,7 +283,9 @@ def test_four_users_with_big_photos_fit_in_4_gb(fake_tg, container):
     peak = box.exec("cat", "/sys/fs/cgroup/memory.peak").stdout.strip()                   # cgroup v2
     peak = peak or box.exec("cat", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes").stdout.strip()  # v1
     kernel_peak = f"{int(peak) / 2**20:.0f} MiB" if peak.isdigit() else "unavailable"
-    print(f"\n4 users x 4000x3000 under --memory 4g --cpus 2: all answered in {seconds:.0f} s; "
+    print(f"\nunder --memory 4g --cpus 2: polling {polling_after:.0f} s after docker run; idle with its worker "
+          f"ready: {idle}")
+    print(f"4 users x 4000x3000 under --memory 4g --cpus 2: all answered in {seconds:.0f} s; "
           f"docker stats peak {memory.peak_mib:.0f} MiB; cgroup peak with page cache {kernel_peak}; "
           f"OOMKilled={state['OOMKilled']}")
     assert not state["OOMKilled"]
@@ -282,3 +293,67 @@ def test_four_users_with_big_photos_fit_in_4_gb(fake_tg, container):
     assert "died" not in box.log and "Killed" not in box.log, box.log[-3000:]
     assert fake_tg.errors() == []
     assert memory.peak_mib < 4096
+
+
+# --- the image as a worker host (JOB_BACKEND=celery) -------------------------------
+
+def worker_container(name: str, redis_url: str, log_path, *extra_env: str) -> subprocess.Popen:
+    """`docker run IMAGE worker`: no bot token, only Redis and a name, as a GPU box or a second playground runs it."""
+    env = ["-e", f"REDIS_URL={redis_url}", "-e", f"WORKER_NAME={name}", "-e", "JOB_WORKERS=1",
+           "-e", "PYTHONUNBUFFERED=1", *[arg for pair in extra_env for arg in ("-e", pair)]]
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(["docker", "run", "--rm", "--name", name, "--network", "host", *env, IMAGE, "worker"],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def test_a_worker_container_paints_for_a_bot_that_runs_elsewhere(fake_tg, tmp_path):
+    from tests.redis_server import RedisServer, RedisUnavailable
+
+    redis_server = RedisServer(tmp_path / "redis")
+    try:
+        redis_server.start()
+    except RedisUnavailable as exc:
+        pytest.skip(str(exc))
+    name = f"stylebot-worker-{uuid.uuid4().hex[:8]}"
+    host = worker_container(name, redis_server.url, tmp_path / "worker.log", "MAX_SIDE=128")
+    bot = None
+    try:
+        import redis
+
+        client = redis.Redis.from_url(redis_server.url)
+        deadline = time.monotonic() + START_S
+        while not any(b"ready\": true" in (v or b"") for v in client.mget(client.zrange("stylebot:q:workers", 0, -1))
+                      or [None]):
+            assert host.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the worker container never said it was ready"
+            time.sleep(1)
+        # A bot on this host with no worker of its own: the container's limits (MAX_SIDE=128) decide.
+        bot = BotProcess(fake_tg, env_overrides={"JOB_BACKEND": "celery", "JOB_WORKERS": "0",
+                                                 "REDIS_URL": redis_server.url}, log_path=tmp_path / "bot.log")
+        bot.start()
+        bot.wait_ready(timeout=START_S)
+        user = fake_tg.add_user(first_name="Dora", language_code="en")
+        sent = fake_tg.send_text(user, "/upscale")
+        fake_tg.wait_for(chat_id=user.id, text="upscale", after=sent)
+        sent = fake_tg.send_photo(user, picture((200, 150)))
+        result = fake_tg.wait_for(chat_id=user.id, kind="document", after=sent, timeout=JOB_S)
+        assert result.image().size == (512, 384), "128 px wide in the container, then x4"
+        assert "upscale 128x96" in (tmp_path / "worker.log").read_text(), "the container did the job"
+    finally:
+        if bot is not None:
+            bot.stop()
+        docker("stop", "--time", "15", name, check=False, timeout=30)
+        host.wait(30)
+        redis_server.stop()
+    assert host.returncode == 0, f"the worker container exited with {host.returncode} on SIGTERM"
+
+
+def test_a_worker_container_without_redis_says_so_in_one_line(tmp_path):
+    from tests.redis_server import free_port
+
+    name = f"stylebot-worker-{uuid.uuid4().hex[:8]}"
+    host = worker_container(name, f"redis://127.0.0.1:{free_port()}/0", tmp_path / "worker.log")
+    assert host.wait(START_S) != 0
+    lines = [line for line in (tmp_path / "worker.log").read_text().splitlines() if line.strip()]
+    assert "Traceback" not in "\n".join(lines)
+    assert any("Redis" in line for line in lines[-2:]), lines[-5:]
