@@ -151,6 +151,8 @@ import os; engine = Engine('/opt/stylebot/weights', device='cpu', max_side=64, p
 engine.stylize(img, img, model='lite', style_key='check'); engine.stylize(img, img, model='adain', style_key='check'); \
 engine.preview_sheet(img, [img, img], labels=['Cézanne — à', 'Шишкин']); engine.stylize_quality(img, img, steps=2); \
 engine.translate(img, 'monet'); engine.upscale(img.resize((24, 16))); \
+engine.upscale_compare(img, labels=['general', 'x4plus', 'anime']); engine.stylize(img, img, mix_with=img, mix=0.5); \
+from nets.compare import before_after; before_after(img, img.resize((384, 256))); \
 print('image check passed in', engine.precision, '-', engine.precision_reason)"
 RUN env -u PYTHONDONTWRITEBYTECODE python -c "$IMAGE_CHECK"
 USER 10001:10001

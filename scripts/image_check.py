@@ -71,6 +71,7 @@ def check_engine(weights: Path, presets: Path) -> None:
     import bot.jobs.celery_queue  # noqa: F401  (both backends import in the image)
     import bot.jobs.celery_worker  # noqa: F401
     from bot.presets import load_paintings
+    from nets.compare import before_after
     from nets.engine import Engine
 
     if not load_paintings(presets):
@@ -81,6 +82,9 @@ def check_engine(weights: Path, presets: Path) -> None:
     engine.stylize_quality(img, img, steps=2)
     engine.translate(img, "monet")
     engine.upscale(img.resize((24, 16)))
+    engine.upscale_compare(img, labels=["general", "x4plus", "anime"])   # every upscaler, and numpy's lazy parts
+    engine.stylize(img, img, mix_with=img, mix=0.5)
+    before_after(img, img.resize((384, 256)))
 
 
 def main(argv: list[str] | None = None) -> int:

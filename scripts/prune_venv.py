@@ -21,7 +21,7 @@ import and run what the engine and the bot use. The steps:
    imports is what a worker, the bot and the build import;
 4. remove each subpackage the workout never entered (no module of it was
    imported and it holds no native code). Top-level packages stay whole, and
-   so do Celery's and its dependencies' (KEEP_WHOLE);
+   so do Celery's and its dependencies', and numpy's (KEEP_WHOLE);
 5. replace the source of every imported module by its bytecode (a sourceless
    `.pyc`), except the modules whose source a second workout reads as text
    (torch's config modules, `@torch.jit._overload`ed functions: an audit hook
@@ -53,9 +53,11 @@ UNUSED = [
 UNUSED_DISTRIBUTIONS = ("networkx", "jinja2", "markupsafe", "fsspec", "filelock", "triton", "pip", "setuptools")
 BABEL_LOCALES = ("root", "en", "ru")
 # Packages kept whole, their subpackages too: a Celery worker imports much of them by name (its pool,
-# transport, boot steps, command line), which a workout that starts no worker cannot reach.
+# transport, boot steps, command line: click_repl pulls in prompt_toolkit), which a workout that starts
+# no worker cannot reach. numpy too: it loads subpackages lazily on first use (np.unique imports
+# numpy.ma), so the compare sheet's numpy calls (nets/compare.py) reached one the workout never entered.
 KEEP_WHOLE = ("celery", "kombu", "billiard", "click", "click_repl", "click_didyoumean", "click_plugins",
-              "amqp", "vine", "dateutil", "tzlocal")
+              "amqp", "vine", "dateutil", "tzlocal", "tzdata", "prompt_toolkit", "wcwidth", "numpy")
 DROPPED_SUFFIXES = (".a", ".pyi", ".pxd", ".h", ".hpp", ".cuh")
 
 # Imports and layers of every code path the bot and its workers take.

@@ -274,6 +274,10 @@ def test_four_users_with_big_photos_fit_in_4_gb(fake_tg, container):
         sent = [fake_tg.send_document(u, data, f"photo{i}.jpg", "image/jpeg") for i, (u, data) in
                 enumerate(zip(users[:2], big[:2]))]
         sent += [fake_tg.send_photo(u, data) for u, data in zip(users[2:], big[2:])]
+        # A file past the working size is offered a part at full size first; both upscale it anyway.
+        for i, user in enumerate(users[:2]):
+            large = fake_tg.wait_for(chat_id=user.id, text="already large", after=sent[i], timeout=JOB_S)
+            sent[i] = fake_tg.press(user, large, text="Upscale anyway")
         results = [fake_tg.wait_for(chat_id=u.id, kind=kind, after=s, timeout=4 * JOB_S)
                    for u, s, kind in zip(users, sent, ("document", "document", "photo", "photo"))]
     seconds = time.monotonic() - started
@@ -338,7 +342,8 @@ def test_a_worker_container_paints_for_a_bot_that_runs_elsewhere(fake_tg, tmp_pa
         sent = fake_tg.send_photo(user, picture((200, 150)))
         result = fake_tg.wait_for(chat_id=user.id, kind="document", after=sent, timeout=JOB_S)
         assert result.image().size == (512, 384), "128 px wide in the container, then x4"
-        assert "upscale 128x96" in (tmp_path / "worker.log").read_text(), "the container did the job"
+        assert "upscale 512x384 (model=auto scale=4)" in (tmp_path / "worker.log").read_text(), \
+            "the container did the job"
     finally:
         if bot is not None:
             bot.stop()
