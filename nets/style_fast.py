@@ -7,6 +7,7 @@ preset's are cached by name and its picture is never encoded again.
 """
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from PIL import Image
@@ -58,6 +59,22 @@ class StyleCache:
             self._stats.popitem(last=False)
 
 
+def cached(cache: StyleCache | None, key: str | None):
+    """What `cache` keeps under `key`; None without a cache, a key, or an entry."""
+    return cache.get(key) if cache is not None and key else None
+
+
+def computed_step(cache: StyleCache | None, key: str | None, steps: Steps, compute: Callable[[], object]):
+    """`compute()` as one step of `steps`, kept in `cache` under `key` where both are given
+    (a style's statistics here, a style vector in nets.style_lite)."""
+    steps.check()
+    value = compute()
+    if cache is not None and key:
+        cache.put(key, value)
+    steps.advance()
+    return value
+
+
 def step_count(style_cached: bool, second_cached: bool = True) -> int:
     """Steps `stylize` reports: encode style (unless cached), a second painting (when mixing,
     unless cached), encode content, decode."""
@@ -84,15 +101,6 @@ def style_stats(vgg: nn.Sequential, style: Image.Image) -> StyleStats:
     return StyleStats(mean, std)
 
 
-def _stats(vgg: nn.Sequential, picture: Image.Image, key: str | None, cache: StyleCache | None,
-           steps: Steps) -> StyleStats:
-    """A picture's style statistics, as one step, kept under `key`."""
-    steps.check()
-    stats = style_stats(vgg, picture)
-    if cache is not None and key:
-        cache.put(key, stats)
-    steps.advance()
-    return stats
 
 
 def stylize(vgg: nn.Sequential, decoder: nn.Sequential, content: Image.Image, style: Image.Image, *,
@@ -111,15 +119,15 @@ def stylize(vgg: nn.Sequential, decoder: nn.Sequential, content: Image.Image, st
         raise ValueError(f"strength must be within 0..1, not {strength}")
     if not 0 <= mix <= 1:
         raise ValueError(f"mix must be within 0..1, not {mix}")
-    cached = stats_cache.get(style_key) if stats_cache is not None and style_key else None
-    second = stats_cache.get(mix_key) if mix_with is not None and stats_cache is not None and mix_key else None
-    steps = Steps(step_count(cached is not None, mix_with is None or second is not None), progress, cancel)
-    if cached is None:
-        cached = _stats(vgg, style, style_key, stats_cache, steps)
+    stats = cached(stats_cache, style_key)
+    second = cached(stats_cache, mix_key) if mix_with is not None else None
+    steps = Steps(step_count(stats is not None, mix_with is None or second is not None), progress, cancel)
+    if stats is None:
+        stats = computed_step(stats_cache, style_key, steps, lambda: style_stats(vgg, style))
     if mix_with is not None:
         if second is None:
-            second = _stats(vgg, mix_with, mix_key, stats_cache, steps)
-        cached = mixed(cached, second, mix)
+            second = computed_step(stats_cache, mix_key, steps, lambda: style_stats(vgg, mix_with))
+        stats = mixed(stats, second, mix)
 
     content_rgb, alpha = split_alpha(content)
     device, dtype = model_placement(vgg)
@@ -132,7 +140,7 @@ def stylize(vgg: nn.Sequential, decoder: nn.Sequential, content: Image.Image, st
 
         steps.check()
         c_mean, c_std = feature_stats(content_features)
-        styled = (content_features - c_mean) / c_std * cached.std + cached.mean
+        styled = (content_features - c_mean) / c_std * stats.std + stats.mean
         blended = strength * styled + (1 - strength) * content_features
         out = decoder(blended.to(dtype))[..., :height, :width]
         steps.advance()

@@ -21,7 +21,7 @@ from nets.arch.arbitrary_style import StylePredictor, StyleTransformer
 from nets.device import image_to_tensor, join_alpha, model_placement, split_alpha, tensor_to_image
 from nets.imageio import fit_within
 from nets.steps import CancelFlag, Progress, Steps
-from nets.style_fast import StyleCache, keep_colors
+from nets.style_fast import StyleCache, cached, computed_step, keep_colors
 from nets.tiling import pad_to_fit
 
 # The predictor was trained on 256 x 256 styles; a square from the middle of
@@ -51,21 +51,6 @@ def mixed(first: torch.Tensor, second: torch.Tensor, mix: float) -> torch.Tensor
     return (1 - mix) * first + mix * second
 
 
-def _cached(vectors: StyleCache | None, key: str | None) -> torch.Tensor | None:
-    return vectors.get(key) if vectors is not None and key else None
-
-
-def _computed(predictor: StylePredictor, picture: Image.Image, key: str | None, vectors: StyleCache | None,
-              steps: Steps) -> torch.Tensor:
-    """A picture's style vector, as one step, kept under `key`."""
-    steps.check()
-    vector = style_vector(predictor, picture)
-    if vectors is not None and key:
-        vectors.put(key, vector)
-    steps.advance()
-    return vector
-
-
 def style_vector(predictor: StylePredictor, picture: Image.Image) -> torch.Tensor:
     """A picture's style as 1 x 100 float32."""
     rgb, _ = split_alpha(picture)
@@ -92,15 +77,15 @@ def stylize(predictor: StylePredictor, transformer: StyleTransformer, content: I
         raise ValueError(f"strength must be within 0..1, not {strength}")
     if not 0 <= mix <= 1:
         raise ValueError(f"mix must be within 0..1, not {mix}")
-    vector = _cached(vectors, style_key)
-    second = _cached(vectors, mix_key) if mix_with is not None else None
+    vector = cached(vectors, style_key)
+    second = cached(vectors, mix_key) if mix_with is not None else None
     steps = Steps(step_count(vector is not None, strength, mix_with is None or second is not None),
                   progress, cancel)
     if vector is None:
-        vector = _computed(predictor, style, style_key, vectors, steps)
+        vector = computed_step(vectors, style_key, steps, lambda: style_vector(predictor, style))
     if mix_with is not None:
         if second is None:
-            second = _computed(predictor, mix_with, mix_key, vectors, steps)
+            second = computed_step(vectors, mix_key, steps, lambda: style_vector(predictor, mix_with))
         vector = mixed(vector, second, mix)
 
     content_rgb, alpha = split_alpha(content)

@@ -3,22 +3,12 @@ with the real engine: after a preset result, after an own-style result with the 
 picture, and the buttons that have outlived their result."""
 import re
 
-import pytest
-
 from tests.bot.pictures import picture
 from tests.bot.test_dialogs import JOB_S, STATUS, eventually, presets_dir  # noqa: F401 (a fixture)
+# The same bot with the test paintings, and the same user, as the fast-network tests.
+from tests.bot.test_style_models import alice, bot_env  # noqa: F401 (fixtures)
 
 MIX_BUTTON = "Mix with another painting"
-
-
-@pytest.fixture
-def bot_env(presets_dir):  # noqa: F811
-    return {"PRESETS_DIR": str(presets_dir)}
-
-
-@pytest.fixture
-def alice(fake_tg):
-    return fake_tg.add_user(first_name="Alice", language_code="en")
 
 
 def photo_after(fake_tg, user, after, caption: str = ""):
