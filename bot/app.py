@@ -98,6 +98,8 @@ def build_dispatcher(settings: Settings, bot: Bot, i18n: I18n) -> Dispatcher:
             for job in survivors:
                 messenger.adopt(job, {})
         await messenger.queue.start()
+        # Beat again now that the job workers run: the first beat, written before them, named none.
+        heartbeat.beat()
         await publish_commands(bot, i18n)
         if settings.use_webhook:
             await bot.set_webhook(settings.webhook_url, secret_token=settings.webhook_secret,
